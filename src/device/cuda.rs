@@ -1,0 +1,299 @@
+//! The CUDA side of a device: driver loading, the primary context, streams,
+//! events, memory. Everything here is thin and `pub(crate)`; the public
+//! surface is `MlxDevice`, `MlxBuffer` and `CommandEncoder`.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::driver::result as cu;
+use cudarc::driver::sys;
+
+use crate::{MlxError, Result};
+
+/// Properties of a CUDA GPU, read once when it is opened.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CudaProperties {
+    pub ordinal: usize,
+    pub name: String,
+    pub total_memory: usize,
+    pub compute_capability: (u32, u32),
+    pub sm_count: u32,
+    pub max_threads_per_block: u32,
+    /// Largest dynamic shared memory a block may opt into, in bytes.
+    pub max_shared_memory_per_block_optin: u32,
+    pub shared_memory_per_sm: u32,
+    pub l2_cache_bytes: u32,
+    pub memory_bus_width_bits: u32,
+    pub memory_clock_khz: u32,
+    pub driver_version: i32,
+}
+
+/// A CUDA handle that the driver allows to be used from any thread once the
+/// context is current there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handle<T>(pub T);
+// SAFETY: driver handles (contexts, streams, events, functions) are plain
+// identifiers; the driver API is thread-safe, and every use binds the context
+// to the calling thread first (`CudaContext::bind`).
+unsafe impl<T> Send for Handle<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Handle<T> {}
+
+pub(crate) fn err(op: &'static str) -> impl Fn(cu::DriverError) -> MlxError {
+    move |e| MlxError::cuda(op, e)
+}
+
+/// One GPU's primary context plus the stream of its default encoder.
+#[derive(Debug)]
+pub(crate) struct CudaContext {
+    ctx: Handle<sys::CUcontext>,
+    default_stream: Handle<sys::CUstream>,
+    pub props: CudaProperties,
+}
+
+impl CudaContext {
+    /// Opens GPU `ordinal`. Fails cleanly (never panics) when the driver
+    /// library is missing, no GPU is present, or the ordinal is out of range.
+    pub fn open(ordinal: usize) -> Result<Arc<CudaContext>> {
+        // SAFETY: only tries to dlopen the driver library by its names.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(MlxError::CudaUnavailable(
+                "the CUDA driver library (libcuda.so.1) was not found".into(),
+            ));
+        }
+        cu::init().map_err(|e| MlxError::CudaUnavailable(format!("cuInit failed: {e}")))?;
+        let count = cu::device::get_count()
+            .map_err(|e| MlxError::CudaUnavailable(format!("cuDeviceGetCount: {e}")))?;
+        if ordinal >= count as usize {
+            return Err(MlxError::CudaUnavailable(format!(
+                "CUDA device {ordinal} requested, {count} present"
+            )));
+        }
+        let device = cu::device::get(ordinal as i32).map_err(err("open device"))?;
+        // SAFETY: `device` is a valid ordinal; the primary context is retained
+        // for the life of the process (devices are process-wide singletons).
+        let ctx = unsafe { cu::primary_ctx::retain(device) }.map_err(err("retain context"))?;
+        // SAFETY: `ctx` was just retained.
+        unsafe { cu::ctx::set_current(ctx) }.map_err(err("set context"))?;
+        let props = read_properties(ordinal, device)?;
+        let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
+            .map_err(err("create stream"))?;
+        Ok(Arc::new(CudaContext {
+            ctx: Handle(ctx),
+            default_stream: Handle(stream),
+            props,
+        }))
+    }
+
+    /// Makes this context current on the calling thread (cheap when it already is).
+    pub fn bind(&self) -> Result<()> {
+        if cu::ctx::get_current().ok().flatten() != Some(self.ctx.0) {
+            // SAFETY: the context is retained for the process lifetime.
+            unsafe { cu::ctx::set_current(self.ctx.0) }.map_err(err("set context"))?;
+        }
+        Ok(())
+    }
+
+    pub fn default_stream(&self) -> sys::CUstream {
+        self.default_stream.0
+    }
+
+    pub fn alloc(&self, bytes: usize) -> Result<u64> {
+        self.bind()?;
+        // SAFETY: plain device allocation of `bytes` > 0 bytes.
+        unsafe { cu::malloc_sync(bytes) }.map_err(|e| {
+            MlxError::cuda("alloc", format!("cuMemAlloc of {bytes} bytes failed: {e}"))
+        })
+    }
+
+    /// Frees an allocation. The driver waits for queued work that may use it.
+    pub fn free(&self, ptr: u64) {
+        if self.bind().is_ok() {
+            // SAFETY: `ptr` came from `alloc` and is freed exactly once (by
+            // the owning storage's Drop). An error here cannot be reported.
+            let _ = unsafe { cu::free_sync(ptr) };
+        }
+    }
+
+    /// Waits for all work queued on every stream of this context.
+    pub fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        cu::ctx::synchronize().map_err(err("synchronize"))
+    }
+
+    /// Zero-fills `bytes` at `ptr` and waits for it, so the memory is ready
+    /// for any stream.
+    pub fn zero(&self, ptr: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        let s = self.default_stream();
+        // SAFETY: `ptr..ptr+bytes` lies in a live allocation.
+        unsafe {
+            cu::memset_d8_async(ptr, 0, bytes, s).map_err(err("memset"))?;
+            cu::stream::synchronize(s).map_err(err("memset"))
+        }
+    }
+
+    /// Copies host bytes to the device after all queued work has finished,
+    /// and waits for the copy (host access is a synchronization point).
+    pub fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.synchronize()?;
+        let s = self.default_stream();
+        // SAFETY: `dst` holds at least `src.len()` bytes (checked by the
+        // buffer); we wait for the copy before `src` can go away.
+        unsafe {
+            cu::memcpy_htod_async(dst, src, s).map_err(err("write"))?;
+            cu::stream::synchronize(s).map_err(err("write"))
+        }
+    }
+
+    /// Copies device bytes to the host after all queued work has finished.
+    pub fn read(&self, dst: &mut [u8], src: u64) -> Result<()> {
+        self.synchronize()?;
+        let s = self.default_stream();
+        // SAFETY: `src` holds at least `dst.len()` bytes; we wait for the copy.
+        unsafe {
+            cu::memcpy_dtoh_async(dst, src, s).map_err(err("read"))?;
+            cu::stream::synchronize(s).map_err(err("read"))
+        }
+    }
+
+    pub fn copy_async(
+        &self,
+        dst: u64,
+        src: u64,
+        bytes: usize,
+        stream: sys::CUstream,
+    ) -> Result<()> {
+        // SAFETY: both ranges lie in live allocations (checked by the caller).
+        unsafe { cu::memcpy_dtod_async(dst, src, bytes, stream) }.map_err(err("copy"))
+    }
+
+    pub fn new_stream(&self) -> Result<Handle<sys::CUstream>> {
+        self.bind()?;
+        cu::stream::create(cu::stream::StreamKind::NonBlocking)
+            .map(Handle)
+            .map_err(err("create stream"))
+    }
+
+    pub fn destroy_stream(&self, stream: sys::CUstream) {
+        if self.bind().is_ok() {
+            // SAFETY: the stream was created by `new_stream` and is destroyed once.
+            let _ = unsafe { cu::stream::destroy(stream) };
+        }
+    }
+
+    pub fn new_event(&self, timing: bool) -> Result<Handle<sys::CUevent>> {
+        self.bind()?;
+        let flags = if timing {
+            sys::CUevent_flags::CU_EVENT_DEFAULT
+        } else {
+            sys::CUevent_flags::CU_EVENT_DISABLE_TIMING
+        };
+        cu::event::create(flags)
+            .map(Handle)
+            .map_err(err("create event"))
+    }
+
+    pub fn destroy_event(&self, event: sys::CUevent) {
+        if self.bind().is_ok() {
+            // SAFETY: the event was created by `new_event` and is destroyed once.
+            let _ = unsafe { cu::event::destroy(event) };
+        }
+    }
+}
+
+fn read_properties(ordinal: usize, device: sys::CUdevice) -> Result<CudaProperties> {
+    use sys::CUdevice_attribute as A;
+    let attr = |a: A| -> Result<u32> {
+        // SAFETY: `device` is valid; attributes are plain integers.
+        unsafe { cu::device::get_attribute(device, a) }
+            .map(|v| v.max(0) as u32)
+            .map_err(err("device attribute"))
+    };
+    let mut driver_version = 0i32;
+    // SAFETY: writes one int.
+    unsafe { sys::cuDriverGetVersion(&mut driver_version) }
+        .result()
+        .map_err(err("driver version"))?;
+    Ok(CudaProperties {
+        ordinal,
+        name: cu::device::get_name(device).map_err(err("device name"))?,
+        // SAFETY: `device` is valid.
+        total_memory: unsafe { cu::device::total_mem(device) }.map_err(err("device memory"))?,
+        compute_capability: (
+            attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+            attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+        ),
+        sm_count: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+        max_threads_per_block: attr(A::CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK)?,
+        max_shared_memory_per_block_optin: attr(
+            A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+        )?,
+        shared_memory_per_sm: attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)?,
+        l2_cache_bytes: attr(A::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)?,
+        memory_bus_width_bits: attr(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)?,
+        memory_clock_khz: attr(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)?,
+        driver_version,
+    })
+}
+
+/// Records `event` on `stream`.
+pub(crate) fn record(event: sys::CUevent, stream: sys::CUstream) -> Result<()> {
+    // SAFETY: both handles are live; the caller bound the context.
+    unsafe { cu::event::record(event, stream) }.map_err(err("record event"))
+}
+
+/// Milliseconds between two completed events.
+pub(crate) fn elapsed_ms(start: sys::CUevent, end: sys::CUevent) -> Result<f32> {
+    // SAFETY: both events were recorded and have completed (the caller synced).
+    unsafe { cu::event::elapsed(start, end) }.map_err(err("event timing"))
+}
+
+pub(crate) fn stream_wait(stream: sys::CUstream, event: sys::CUevent) -> Result<()> {
+    // SAFETY: both handles are live.
+    unsafe {
+        cu::stream::wait_event(
+            stream,
+            event,
+            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+        )
+    }
+    .map_err(err("wait event"))
+}
+
+pub(crate) fn stream_sync(stream: sys::CUstream) -> Result<()> {
+    // SAFETY: the stream is live.
+    unsafe { cu::stream::synchronize(stream) }.map_err(err("synchronize"))
+}
+
+pub(crate) fn event_sync(event: sys::CUevent) -> Result<()> {
+    // SAFETY: the event is live.
+    unsafe { cu::event::synchronize(event) }.map_err(err("event synchronize"))
+}
+
+/// Launches `f`. `params` holds one pointer per kernel parameter, each to
+/// the parameter's value, in declaration order.
+pub(crate) fn launch(
+    f: sys::CUfunction,
+    grid: (u32, u32, u32),
+    block: (u32, u32, u32),
+    shared_mem: u32,
+    stream: sys::CUstream,
+    params: &mut [*mut c_void],
+) -> Result<()> {
+    // SAFETY: the launcher validated the parameter list against the
+    // kernel's documented signature and that every buffer is live and on
+    // this device; the driver copies parameter values before returning.
+    unsafe { cu::launch_kernel(f, grid, block, shared_mem, stream, params) }.map_err(err("launch"))
+}
+
+impl CudaContext {
+    /// Number of GPUs, 0 when the driver is missing or fails to start.
+    pub fn device_count() -> usize {
+        // SAFETY: only tries to dlopen the driver library.
+        if !unsafe { sys::is_culib_present() } || cu::init().is_err() {
+            return 0;
+        }
+        cu::device::get_count().map_or(0, |n| n.max(0) as usize)
+    }
+}

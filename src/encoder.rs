@@ -1,0 +1,521 @@
+//! `CommandEncoder`: records work on one stream of a device.
+//!
+//! On CUDA each dispatch is enqueued on the encoder's stream when it is
+//! encoded; work on one encoder runs in order. `commit()` marks the end of a
+//! batch and returns at once (the work is already queued), `commit_and_wait()`
+//! blocks until the stream is idle. Encoders on different streams are
+//! ordered with [`MlxEvent`]s. On the CPU every op runs when it is encoded,
+//! so commits and events complete at once.
+
+use std::borrow::Cow;
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cudarc::driver::sys;
+
+use crate::buffer::MlxBuffer;
+use crate::device::cuda::{self, Handle};
+use crate::device::{BackendKind, CudaContext};
+use crate::kernels::Pipeline;
+use crate::{MlxDevice, MlxError, Result};
+
+/// Most parameters a kernel launch may take.
+pub const MAX_KERNEL_ARGS: usize = 32;
+
+/// One kernel parameter.
+#[derive(Clone, Copy)]
+pub enum KernelArg<'a> {
+    /// A device buffer, bound at its view's byte offset (a pointer parameter).
+    Buffer(&'a MlxBuffer),
+    /// A value passed by value: a scalar or a `#[repr(C)]` POD struct whose
+    /// layout matches the kernel's parameter type.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> KernelArg<'a> {
+    /// A POD value passed by value.
+    pub fn pod<T: bytemuck::Pod>(value: &'a T) -> KernelArg<'a> {
+        KernelArg::Bytes(bytemuck::bytes_of(value))
+    }
+}
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchConfig {
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub shared_mem_bytes: u32,
+}
+
+impl LaunchConfig {
+    /// A 1-D launch of `blocks` blocks of `threads` threads.
+    pub fn linear(blocks: u32, threads: u32) -> LaunchConfig {
+        LaunchConfig {
+            grid: (blocks, 1, 1),
+            block: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+}
+
+/// Counters of one encoder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EncoderStats {
+    pub dispatches: u64,
+    pub commits: u64,
+    pub syncs: u64,
+}
+
+/// GPU (or, on the CPU, wall) time of one dispatch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DispatchTiming {
+    pub label: String,
+    pub ms: f64,
+}
+
+/// A point in an encoder's work that another encoder or the host can wait for.
+#[derive(Clone)]
+pub struct MlxEvent {
+    cuda: Option<Arc<CudaEvent>>,
+}
+
+struct CudaEvent {
+    event: Handle<sys::CUevent>,
+    ctx: Arc<CudaContext>,
+}
+
+impl Drop for CudaEvent {
+    fn drop(&mut self) {
+        self.ctx.destroy_event(self.event.0);
+    }
+}
+
+impl std::fmt::Debug for MlxEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.cuda.is_some() {
+            "MlxEvent(cuda)"
+        } else {
+            "MlxEvent(cpu)"
+        })
+    }
+}
+
+impl MlxEvent {
+    /// Blocks the calling thread until the work before the event is done.
+    pub fn wait(&self) -> Result<()> {
+        match &self.cuda {
+            None => Ok(()),
+            Some(e) => {
+                e.ctx.bind()?;
+                cuda::event_sync(e.event.0)
+            }
+        }
+    }
+}
+
+/// A point in an encoder's stream with a timestamp, for measuring GPU time
+/// between two points (host time on the CPU).
+pub struct Timestamp {
+    cuda: Option<CudaEvent>,
+    host: Instant,
+}
+
+impl Timestamp {
+    /// Milliseconds from `self` to `later`; waits for `later` to complete.
+    pub fn elapsed_ms(&self, later: &Timestamp) -> Result<f64> {
+        match (&self.cuda, &later.cuda) {
+            (Some(a), Some(b)) => {
+                b.ctx.bind()?;
+                cuda::event_sync(b.event.0)?;
+                Ok(cuda::elapsed_ms(a.event.0, b.event.0)? as f64)
+            }
+            _ => Ok(later.host.duration_since(self.host).as_secs_f64() * 1e3),
+        }
+    }
+}
+
+enum Queue {
+    Cpu,
+    Cuda {
+        ctx: Arc<CudaContext>,
+        stream: Handle<sys::CUstream>,
+        owned: bool,
+    },
+}
+
+struct PendingTiming {
+    label: Cow<'static, str>,
+    start: Handle<sys::CUevent>,
+    end: Handle<sys::CUevent>,
+}
+
+pub struct CommandEncoder {
+    device: MlxDevice,
+    queue: Queue,
+    label: Option<Cow<'static, str>>,
+    stats: EncoderStats,
+    timing_enabled: bool,
+    pending: Vec<PendingTiming>,
+    spare_events: Vec<Handle<sys::CUevent>>,
+    finished: Vec<DispatchTiming>,
+}
+
+impl CommandEncoder {
+    pub(crate) fn new(device: &MlxDevice, own_stream: bool) -> Result<CommandEncoder> {
+        let queue = match device.cuda_context() {
+            None => Queue::Cpu,
+            Some(ctx) => {
+                let stream = if own_stream {
+                    ctx.new_stream()?
+                } else {
+                    Handle(ctx.default_stream())
+                };
+                Queue::Cuda {
+                    ctx: ctx.clone(),
+                    stream,
+                    owned: own_stream,
+                }
+            }
+        };
+        Ok(CommandEncoder {
+            device: device.clone(),
+            queue,
+            label: None,
+            stats: EncoderStats::default(),
+            timing_enabled: false,
+            pending: Vec::new(),
+            spare_events: Vec::new(),
+            finished: Vec::new(),
+        })
+    }
+
+    pub fn device(&self) -> &MlxDevice {
+        &self.device
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.device.backend()
+    }
+
+    pub fn stats(&self) -> EncoderStats {
+        self.stats
+    }
+
+    /// Names the following dispatches (in timings and errors) until changed.
+    pub fn set_label(&mut self, label: impl Into<Cow<'static, str>>) {
+        self.label = Some(label.into());
+    }
+
+    /// Records GPU time per dispatch with CUDA events (host time on the CPU).
+    /// Read them with [`CommandEncoder::take_timings`] after `commit_and_wait`.
+    pub fn enable_timing(&mut self, on: bool) {
+        self.timing_enabled = on;
+    }
+
+    /// Timings of the dispatches since the last call. Waits for them.
+    pub fn take_timings(&mut self) -> Result<Vec<DispatchTiming>> {
+        for p in std::mem::take(&mut self.pending) {
+            cuda::event_sync(p.end.0)?;
+            let ms = cuda::elapsed_ms(p.start.0, p.end.0)? as f64;
+            self.finished.push(DispatchTiming {
+                label: p.label.into_owned(),
+                ms,
+            });
+            self.spare_events.extend([p.start, p.end]);
+        }
+        Ok(std::mem::take(&mut self.finished))
+    }
+
+    /// Runs an op: `cpu` eagerly on the CPU backend, `cuda` (which
+    /// dispatches kernels on this encoder) on the CUDA backend. This is the
+    /// one place ops branch on the backend.
+    pub(crate) fn encode_op(
+        &mut self,
+        label: &'static str,
+        cpu: impl FnOnce() -> Result<()>,
+        cuda: impl FnOnce(&mut CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        let previous = self.label.replace(Cow::Borrowed(label));
+        let result = match self.queue {
+            Queue::Cpu => {
+                let t = Instant::now();
+                let r = cpu();
+                self.stats.dispatches += 1;
+                if self.timing_enabled {
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    self.finished.push(DispatchTiming {
+                        label: label.to_string(),
+                        ms,
+                    });
+                }
+                r
+            }
+            Queue::Cuda { .. } => cuda(self),
+        };
+        self.label = previous;
+        result
+    }
+
+    /// Launches the kernel `name` from the device's registry.
+    pub fn dispatch_kernel(
+        &mut self,
+        name: &str,
+        config: LaunchConfig,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        let pipeline = self.device.registry().get_pipeline(name)?;
+        self.dispatch(&pipeline, config, args)
+    }
+
+    /// Launches `pipeline` with `args` in the order of the kernel's parameters.
+    pub fn dispatch(
+        &mut self,
+        pipeline: &Pipeline,
+        config: LaunchConfig,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        let Queue::Cuda { ctx, stream, .. } = &self.queue else {
+            return Err(MlxError::unsupported(
+                "dispatch",
+                "the CPU device runs no CUDA kernels",
+            ));
+        };
+        let name = pipeline.name();
+        if !Arc::ptr_eq(ctx, pipeline.context()) {
+            return Err(MlxError::DeviceMismatch {
+                op: "dispatch",
+                msg: format!("kernel '{name}' was loaded for another device"),
+            });
+        }
+        check_launch(pipeline, &config)?;
+        pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
+        if args.len() > MAX_KERNEL_ARGS {
+            return Err(MlxError::invalid(
+                "dispatch",
+                format!(
+                    "kernel '{name}': {} arguments, at most {MAX_KERNEL_ARGS}",
+                    args.len()
+                ),
+            ));
+        }
+        let mut pointers = [0u64; MAX_KERNEL_ARGS];
+        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
+        for (i, arg) in args.iter().enumerate() {
+            params[i] = match arg {
+                KernelArg::Buffer(b) => {
+                    pointers[i] = b
+                        .device_ptr()
+                        .filter(|_| b.device().same_device(&self.device))
+                        .ok_or_else(|| MlxError::DeviceMismatch {
+                            op: "dispatch",
+                            msg: format!(
+                                "kernel '{name}' argument {i} is a buffer on {:?}",
+                                b.device()
+                            ),
+                        })?;
+                    (&mut pointers[i]) as *mut u64 as *mut c_void
+                }
+                KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
+            };
+        }
+        ctx.bind()?;
+        let timing = if self.timing_enabled {
+            Some(timing_events(&mut self.spare_events, ctx)?)
+        } else {
+            None
+        };
+        if let Some((start, _)) = &timing {
+            cuda::record(start.0, stream.0)?;
+        }
+        cuda::launch(
+            pipeline.function(),
+            config.grid,
+            config.block,
+            config.shared_mem_bytes,
+            stream.0,
+            &mut params[..args.len()],
+        )
+        .map_err(|e| MlxError::cuda("dispatch", format!("kernel '{name}': {e}")))?;
+        if let Some((start, end)) = timing {
+            cuda::record(end.0, stream.0)?;
+            let label = self
+                .label
+                .clone()
+                .unwrap_or_else(|| Cow::Owned(name.to_string()));
+            self.pending.push(PendingTiming { label, start, end });
+        }
+        self.stats.dispatches += 1;
+        Ok(())
+    }
+
+    /// Copies `src` to `dst` (same byte length, same device) in stream order.
+    pub fn copy_buffer(&mut self, src: &MlxBuffer, dst: &MlxBuffer) -> Result<()> {
+        let op = "copy_buffer";
+        if !src.device().same_device(dst.device()) || !src.device().same_device(&self.device) {
+            return Err(MlxError::DeviceMismatch {
+                op,
+                msg: format!("{src:?} -> {dst:?}"),
+            });
+        }
+        if src.byte_len() != dst.byte_len() {
+            return Err(MlxError::shape(
+                op,
+                format!(
+                    "source has {} bytes, destination {}",
+                    src.byte_len(),
+                    dst.byte_len()
+                ),
+            ));
+        }
+        if src.overlaps(dst) && src.byte_offset() != dst.byte_offset() {
+            return Err(MlxError::invalid(op, "source and destination overlap"));
+        }
+        let (s, d) = (src.clone(), dst.clone());
+        self.encode_op(
+            op,
+            || d.cpu_copy_from(&s),
+            |enc| {
+                let Queue::Cuda { ctx, stream, .. } = &enc.queue else {
+                    return Ok(());
+                };
+                let (sp, dp) = (s.device_ptr().unwrap_or(0), d.device_ptr().unwrap_or(0));
+                ctx.bind()?;
+                ctx.copy_async(dp, sp, s.byte_len(), stream.0)?;
+                enc.stats.dispatches += 1;
+                Ok(())
+            },
+        )
+    }
+
+    /// Kept for the original system's vocabulary: work on one stream is
+    /// already ordered, so this is a no-op on both backends.
+    pub fn memory_barrier(&mut self) {}
+
+    /// Ends a batch of work. The work was queued as it was encoded; this
+    /// returns at once.
+    pub fn commit(&mut self) {
+        self.stats.commits += 1;
+    }
+
+    /// Ends a batch and waits until everything encoded so far has run.
+    pub fn commit_and_wait(&mut self) -> Result<()> {
+        self.stats.commits += 1;
+        self.wait()
+    }
+
+    /// Waits until everything encoded so far has run.
+    pub fn wait(&mut self) -> Result<()> {
+        self.stats.syncs += 1;
+        match &self.queue {
+            Queue::Cpu => Ok(()),
+            Queue::Cuda { ctx, stream, .. } => {
+                ctx.bind()?;
+                cuda::stream_sync(stream.0)
+            }
+        }
+    }
+
+    /// An event that completes when the work encoded so far has run.
+    pub fn signal_event(&mut self) -> Result<MlxEvent> {
+        match &self.queue {
+            Queue::Cpu => Ok(MlxEvent { cuda: None }),
+            Queue::Cuda { ctx, stream, .. } => {
+                let event = ctx.new_event(false)?;
+                let event = Arc::new(CudaEvent {
+                    event,
+                    ctx: ctx.clone(),
+                });
+                cuda::record(event.event.0, stream.0)?;
+                Ok(MlxEvent { cuda: Some(event) })
+            }
+        }
+    }
+
+    /// Records a timestamp at this point of the encoder's work.
+    pub fn timestamp(&mut self) -> Result<Timestamp> {
+        let cuda = match &self.queue {
+            Queue::Cpu => None,
+            Queue::Cuda { ctx, stream, .. } => {
+                let event = CudaEvent {
+                    event: ctx.new_event(true)?,
+                    ctx: ctx.clone(),
+                };
+                cuda::record(event.event.0, stream.0)?;
+                Some(event)
+            }
+        };
+        Ok(Timestamp {
+            cuda,
+            host: Instant::now(),
+        })
+    }
+
+    /// Makes the work encoded after this call wait for `event`.
+    pub fn wait_event(&mut self, event: &MlxEvent) -> Result<()> {
+        match (&self.queue, &event.cuda) {
+            (_, None) => Ok(()),
+            (Queue::Cuda { ctx, stream, .. }, Some(e)) if Arc::ptr_eq(ctx, &e.ctx) => {
+                ctx.bind()?;
+                cuda::stream_wait(stream.0, e.event.0)
+            }
+            _ => Err(MlxError::DeviceMismatch {
+                op: "wait_event",
+                msg: "the event belongs to another device".into(),
+            }),
+        }
+    }
+}
+
+fn timing_events(
+    spare: &mut Vec<Handle<sys::CUevent>>,
+    ctx: &CudaContext,
+) -> Result<(Handle<sys::CUevent>, Handle<sys::CUevent>)> {
+    let mut next = || match spare.pop() {
+        Some(e) => Ok(e),
+        None => ctx.new_event(true),
+    };
+    Ok((next()?, next()?))
+}
+
+fn check_launch(pipeline: &Pipeline, c: &LaunchConfig) -> Result<()> {
+    let name = pipeline.name();
+    let (g, b) = (c.grid, c.block);
+    let threads = b.0 as u64 * b.1 as u64 * b.2 as u64;
+    let bad = |msg: String| {
+        Err(MlxError::invalid(
+            "dispatch",
+            format!("kernel '{name}': {msg}"),
+        ))
+    };
+    if [g.0, g.1, g.2, b.0, b.1, b.2].contains(&0) {
+        return bad(format!("empty launch: grid {g:?}, block {b:?}"));
+    }
+    if threads > pipeline.max_threads_per_block() as u64 {
+        return bad(format!(
+            "block {b:?} has {threads} threads, the kernel allows {}",
+            pipeline.max_threads_per_block()
+        ));
+    }
+    if g.0 > i32::MAX as u32 || g.1 > 65535 || g.2 > 65535 {
+        return bad(format!("grid {g:?} exceeds (2^31-1, 65535, 65535)"));
+    }
+    Ok(())
+}
+
+impl Drop for CommandEncoder {
+    fn drop(&mut self) {
+        if let Queue::Cuda { ctx, stream, owned } = &self.queue {
+            for e in self
+                .spare_events
+                .drain(..)
+                .chain(self.pending.drain(..).flat_map(|p| [p.start, p.end]))
+            {
+                ctx.destroy_event(e.0);
+            }
+            if *owned {
+                ctx.destroy_stream(stream.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The parity harness: seeded inputs, poisoned outputs, tolerances, and a
+//! macro that instantiates one check on every backend.
+
+#![allow(dead_code)]
+
+use mlx_native::{DType, MlxBuffer, MlxDevice};
+
+/// Writes each check once; instantiates `cpu::name` and an ignored
+/// `cuda::name` that fails when no GPU is present.
+macro_rules! backend_tests {
+    ($($name:ident => $check:ident),* $(,)?) => {
+        mod cpu {
+            $(#[test] fn $name() { super::$check(&mlx_native::MlxDevice::cpu()); })*
+        }
+        mod cuda {
+            $(#[test] #[ignore = "needs a CUDA GPU: run with --include-ignored"]
+              fn $name() { super::$check(&$crate::harness::cuda_device()); })*
+        }
+    };
+}
+
+/// The first CUDA GPU; a CUDA test without one fails rather than passes.
+pub fn cuda_device() -> MlxDevice {
+    match MlxDevice::cuda(0) {
+        Ok(d) => d,
+        Err(e) => panic!("this test needs a CUDA GPU: {e}"),
+    }
+}
+
+/// SplitMix64: small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    pub fn f32(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+    pub fn vec_f32(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f32(lo, hi)).collect()
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A buffer whose every byte is 0xFF: NaN for the float dtypes, a large
+/// value for the integers, so an element a kernel forgets to write fails.
+pub fn poisoned(device: &MlxDevice, dtype: DType, shape: &[usize]) -> MlxBuffer {
+    let n: usize = shape.iter().product::<usize>() * dtype.size_of();
+    MlxBuffer::from_bytes(device, &vec![0xFF; n], dtype, shape).unwrap()
+}
+
+/// Reads any float buffer as f32.
+pub fn read_f32(b: &MlxBuffer) -> Vec<f32> {
+    match b.dtype() {
+        DType::F32 => b.read::<f32>().unwrap(),
+        DType::F16 => b
+            .read::<half::f16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32())
+            .collect(),
+        DType::BF16 => b
+            .read::<half::bf16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32())
+            .collect(),
+        d => panic!("read_f32 of {d}"),
+    }
+}
+
+/// A float buffer of `dtype` holding `values` (rounded to the dtype).
+pub fn float_buffer(
+    device: &MlxDevice,
+    values: &[f32],
+    dtype: DType,
+    shape: &[usize],
+) -> MlxBuffer {
+    match dtype {
+        DType::F32 => MlxBuffer::from_slice(device, values, shape),
+        DType::F16 => MlxBuffer::from_slice(
+            device,
+            &values
+                .iter()
+                .map(|&v| half::f16::from_f32(v))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        DType::BF16 => MlxBuffer::from_slice(
+            device,
+            &values
+                .iter()
+                .map(|&v| half::bf16::from_f32(v))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        d => panic!("float_buffer of {d}"),
+    }
+    .unwrap()
+}
+
+/// Elementwise |got - want| <= atol + rtol * |want|, and no NaN anywhere.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = !g.is_nan() && ((g as f64) - w).abs() <= atol + rtol * w.abs();
+        assert!(
+            ok,
+            "{what}: element {i}: got {g}, want {w} (rtol {rtol}, atol {atol})"
+        );
+    }
+}
+
+/// Relative tolerance of one rounding to `dtype` (computations in f32).
+pub fn rounding_rtol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-6,
+        DType::F16 => 1e-3,  // 11-bit significand: half an ulp is 2^-11
+        DType::BF16 => 8e-3, // 8-bit significand: half an ulp is 2^-8
+        _ => 0.0,
+    }
+}
