@@ -1,0 +1,207 @@
+//! Benchmarks of the runtime core: bandwidth, dispatch cost, parallel
+//! encoding and kernel-registry latency.
+
+use std::time::Instant;
+
+use mlx_native::ops::copy::copy;
+use mlx_native::ops::elementwise::scale;
+use mlx_native::ops::fill::fill;
+use mlx_native::{DType, EncoderWorker, KernelArg, KernelRegistry, LaunchConfig, MlxBuffer, MlxDevice, Result};
+
+use super::{progress, time_ms, wall_ms, Row};
+
+const BENCH_SOURCE: &str = include_str!("bench.cu");
+const BENCH_KERNELS: &[&str] = &["bench_read_only", "bench_tiny5"];
+
+fn gb_per_s(bytes: f64, ms: f64) -> f64 {
+    bytes / (ms * 1e-3) / 1e9
+}
+
+/// Device copy bandwidth (read + write) through the driver's copy, our copy
+/// kernel against it, and read-only bandwidth.
+pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
+    let gib = 1usize << 30;
+    let bytes = match (device.is_cuda(), quick) {
+        (true, false) => 4 * gib,
+        (true, true) => gib,
+        (false, false) => gib / 4,
+        (false, true) => gib / 16,
+    };
+    progress(&format!("copy bandwidth over {} MiB", bytes >> 20));
+    let src = MlxBuffer::zeros(device, DType::U8, &[bytes])?;
+    let dst = MlxBuffer::zeros(device, DType::U8, &[bytes])?;
+    let mut enc = device.command_encoder()?;
+    fill(&mut enc, &src, 90.0)?;
+    let size = format!("{} MiB", bytes >> 20);
+    let reps = if quick { 5 } else { 20 };
+    let moved = 2.0 * bytes as f64;
+    let limit_ms = if device.is_cuda() {
+        time_ms(&mut enc, 2, reps, |e, _| e.copy_buffer(&src, &dst))?
+    } else {
+        let (from, mut to) = (vec![90u8; bytes], vec![0u8; bytes]);
+        wall_ms(reps, || {
+            to.copy_from_slice(std::hint::black_box(&from));
+            Ok(())
+        })?
+    };
+    let limit = gb_per_s(moved, limit_ms);
+    let limit_name = if device.is_cuda() { "cuMemcpyDtoD copy (read+write)" } else { "host memcpy (read+write)" };
+    let ours_ms = time_ms(&mut enc, 2, reps, |e, _| copy(e, &src, &dst))?;
+    let mut rows = vec![
+        Row::new(format!("limit: {limit_name}, {size}"), limit, "GB/s"),
+        Row::new(format!("copy kernel (read+write), {size}"), gb_per_s(moved, ours_ms), "GB/s").against(limit_name, limit),
+    ];
+    let read_gbs = if let Some(props) = device.cuda_properties() {
+        device.registry().register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
+        let pipeline = device.registry().get_pipeline("bench_read_only")?;
+        let threads = 256u32;
+        let blocks = (bytes as u64 / 16).div_ceil(threads as u64 * 4).min(props.sm_count as u64 * 64) as u32;
+        let out = MlxBuffer::zeros(device, DType::U32, &[blocks as usize])?;
+        let n = bytes as u64;
+        let ms = time_ms(&mut enc, 2, reps, |e, _| {
+            e.dispatch(&pipeline, LaunchConfig::linear(blocks, threads), &[KernelArg::Buffer(&src), KernelArg::Buffer(&out), KernelArg::pod(&n)])
+        })?;
+        gb_per_s(bytes as f64, ms)
+    } else {
+        let ms = wall_ms(reps, || {
+            let s = src.as_slice::<u8>()?;
+            let words: &[u64] = bytemuck::cast_slice(&s);
+            std::hint::black_box(words.iter().fold(0u64, |a, &w| a ^ w));
+            Ok(())
+        })?;
+        gb_per_s(bytes as f64, ms)
+    };
+    rows.push(Row::new(format!("limit: read-only bandwidth, {size}"), read_gbs, "GB/s").against(limit_name, limit));
+    Ok(rows)
+}
+
+/// Host time to encode and launch one small kernel with five arguments.
+pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
+    let n = if quick { 2_000 } else { 20_000 };
+    progress(&format!("dispatch overhead over {n} dispatches"));
+    let target_us = 3.0;
+    let mut enc = device.command_encoder()?;
+    if !device.is_cuda() {
+        let b = MlxBuffer::zeros(device, DType::F32, &[16])?;
+        let ms = wall_ms(1, || (0..n).try_for_each(|_| fill(&mut enc, &b, 1.0)))?;
+        return Ok(vec![Row::new("CPU op `fill` of 16 elements, per call", ms * 1e3 / n as f64, "us")
+            .lower_is_better()
+            .against("target", target_us)]);
+    }
+    device.registry().register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
+    let pipeline = device.registry().get_pipeline("bench_tiny5")?;
+    let a = MlxBuffer::zeros(device, DType::F32, &[32])?;
+    let b = MlxBuffer::zeros(device, DType::F32, &[32])?;
+    let c = MlxBuffer::zeros(device, DType::F32, &[32])?;
+    let (len, x) = (32u64, 1.5f32);
+    let args = [KernelArg::Buffer(&a), KernelArg::Buffer(&b), KernelArg::Buffer(&c), KernelArg::pod(&len), KernelArg::pod(&x)];
+    let cfg = LaunchConfig::linear(1, 32);
+    for _ in 0..200 {
+        enc.dispatch(&pipeline, cfg, &args)?;
+    }
+    enc.commit_and_wait()?;
+    // Batches well inside the driver's launch queue, so the time is the
+    // host's encoding cost and not back-pressure from a full queue; the
+    // drain row shows the GPU's own rate for back-to-back tiny kernels.
+    let batch = 256;
+    let mut per_dispatch = Vec::new();
+    let mut per_named = Vec::new();
+    for _ in 0..n / batch {
+        let t = Instant::now();
+        for _ in 0..batch {
+            enc.dispatch(&pipeline, cfg, &args)?;
+        }
+        per_dispatch.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        enc.commit_and_wait()?;
+        let t = Instant::now();
+        for _ in 0..batch {
+            enc.dispatch_kernel("bench_tiny5", cfg, &args)?;
+        }
+        per_named.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        enc.commit_and_wait()?;
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        enc.dispatch(&pipeline, cfg, &args)?;
+    }
+    enc.commit_and_wait()?;
+    let mut drained = vec![t.elapsed().as_secs_f64() * 1e6 / n as f64];
+    Ok(vec![
+        Row::new(format!("dispatch, 5 args, host time per launch ({batch}/batch)"), super::median(&mut per_dispatch), "us")
+            .lower_is_better()
+            .against("target (issue)", target_us),
+        Row::new("dispatch_kernel by name, host time per launch", super::median(&mut per_named), "us")
+            .lower_is_better()
+            .against("target (issue)", target_us),
+        Row::new(format!("{n} tiny kernels back to back, per kernel"), super::median(&mut drained), "us").note("host and GPU together"),
+    ])
+}
+
+/// N independent kernels encoded on one thread, versus split between the
+/// main thread and an `EncoderWorker` on two streams.
+pub fn encode_serial_vs_worker(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
+    let kernels = 60;
+    let side = if device.is_cuda() { 2816 } else { 256 };
+    progress(&format!("encoding {kernels} independent kernels (scale of {side}x{side} bf16), serial vs worker"));
+    let bufs: Vec<MlxBuffer> = (0..kernels).map(|_| MlxBuffer::zeros(device, DType::BF16, &[side, side])).collect::<Result<_>>()?;
+    let mut enc = device.command_encoder()?;
+    for b in &bufs {
+        fill(&mut enc, b, 1.0)?;
+    }
+    enc.commit_and_wait()?;
+    let reps = if quick { 5 } else { 30 };
+    let serial = wall_ms(reps, || {
+        for b in &bufs {
+            scale(&mut enc, b, b, 1.0)?;
+        }
+        enc.commit_and_wait()
+    })?;
+    let worker = EncoderWorker::spawn(device)?;
+    let half = kernels / 2;
+    let split = wall_ms(reps, || {
+        let theirs: Vec<MlxBuffer> = bufs[half..].to_vec();
+        worker.submit(move |e| theirs.iter().try_for_each(|b| scale(e, b, b, 1.0)))?;
+        for b in &bufs[..half] {
+            scale(&mut enc, b, b, 1.0)?;
+        }
+        let done = worker.flush()?;
+        enc.wait_event(&done)?;
+        enc.commit_and_wait()
+    })?;
+    worker.wait()?;
+    Ok(vec![
+        Row::new(format!("{kernels} kernels encoded serially (wall)"), serial, "ms").lower_is_better(),
+        Row::new(format!("{kernels} kernels, main + EncoderWorker (wall)"), split, "ms")
+            .lower_is_better()
+            .against("serial, same run", serial)
+            .note("ratio = serial / split"),
+    ])
+}
+
+/// Cold compile, disk-cache load and warm lookup of a kernel.
+pub fn registry_times(device: &MlxDevice) -> Result<Vec<Row>> {
+    progress("kernel registry: cold compile, disk cache, warm lookup");
+    let dir = std::env::temp_dir().join(format!("mlxn-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let name = "copy_contiguous_v16";
+    let cold = KernelRegistry::new(device, Some(dir.clone()))?;
+    let t = Instant::now();
+    cold.get_pipeline(name)?;
+    let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let disk = KernelRegistry::new(device, Some(dir.clone()))?;
+    let t = Instant::now();
+    disk.get_pipeline(name)?;
+    let disk_ms = t.elapsed().as_secs_f64() * 1e3;
+    let n = 200_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(disk.get_pipeline(name)?);
+    }
+    let warm_ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(vec![
+        Row::new("get_pipeline, cold (NVRTC compile)", cold_ms, "ms").lower_is_better(),
+        Row::new("get_pipeline, disk cache", disk_ms, "ms").lower_is_better().against("cold compile", cold_ms),
+        Row::new("get_pipeline, warm (in memory)", warm_ns, "ns").lower_is_better().against("cold compile (ns)", cold_ms * 1e6),
+    ])
+}
