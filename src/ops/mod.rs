@@ -6,6 +6,7 @@ pub mod cast;
 pub mod copy;
 pub mod elementwise;
 pub mod fill;
+pub mod gdn;
 mod host;
 mod validate;
 

@@ -5,5 +5,6 @@
 
 #[macro_use]
 mod harness;
+mod gdn_reference;
 mod ops_basic;
 mod runtime;

@@ -2,8 +2,14 @@ use mlx_native::{kernels, MlxDevice, Result};
 
 pub fn run(json: bool) -> Result<()> {
     let cpu = MlxDevice::cpu();
-    let gpus: Vec<MlxDevice> = (0..MlxDevice::cuda_device_count()).filter_map(|i| MlxDevice::cuda(i).ok()).collect();
-    let nvrtc = if gpus.is_empty() { None } else { Some(kernels::nvrtc_info().map_err(|e| e.to_string())) };
+    let gpus: Vec<MlxDevice> = (0..MlxDevice::cuda_device_count())
+        .filter_map(|i| MlxDevice::cuda(i).ok())
+        .collect();
+    let nvrtc = if gpus.is_empty() {
+        None
+    } else {
+        Some(kernels::nvrtc_info().map_err(|e| e.to_string()))
+    };
     if json {
         let v = serde_json::json!({
             "cpu": cpu.cpu_properties(),
@@ -15,7 +21,12 @@ pub fn run(json: bool) -> Result<()> {
         return Ok(());
     }
     if let Some(p) = cpu.cpu_properties() {
-        println!("cpu      {} — {} threads, {:.1} GiB", p.name, p.threads, p.total_memory as f64 / (1u64 << 30) as f64);
+        println!(
+            "cpu      {} — {} threads, {:.1} GiB",
+            p.name,
+            p.threads,
+            p.total_memory as f64 / (1u64 << 30) as f64
+        );
     }
     if gpus.is_empty() {
         println!("cuda     no CUDA GPU found (the CPU backend is used)");

@@ -39,13 +39,26 @@ pub struct Row {
 
 impl Row {
     pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Row {
-        Row { name: name.into(), value, unit, limit_name: String::new(), limit: None, ratio: None, lower_is_better: false, note: String::new() }
+        Row {
+            name: name.into(),
+            value,
+            unit,
+            limit_name: String::new(),
+            limit: None,
+            ratio: None,
+            lower_is_better: false,
+            note: String::new(),
+        }
     }
     /// Compares with `limit`: ratio = value / limit (higher is better).
     pub fn against(mut self, limit_name: impl Into<String>, limit: f64) -> Row {
         self.limit_name = limit_name.into();
         self.limit = Some(limit);
-        self.ratio = Some(if self.lower_is_better { limit / self.value } else { self.value / limit });
+        self.ratio = Some(if self.lower_is_better {
+            limit / self.value
+        } else {
+            self.value / limit
+        });
         self
     }
     pub fn lower_is_better(mut self) -> Row {
@@ -65,7 +78,12 @@ pub fn progress(msg: &str) {
 /// Median GPU milliseconds of `f`, timed between two encoder timestamps,
 /// after `warmup` untimed runs. `f` gets the repetition number so that it
 /// can rotate its inputs.
-pub fn time_ms(enc: &mut CommandEncoder, warmup: usize, reps: usize, mut f: impl FnMut(&mut CommandEncoder, usize) -> Result<()>) -> Result<f64> {
+pub fn time_ms(
+    enc: &mut CommandEncoder,
+    warmup: usize,
+    reps: usize,
+    mut f: impl FnMut(&mut CommandEncoder, usize) -> Result<()>,
+) -> Result<f64> {
     for i in 0..warmup {
         f(enc, i)?;
     }
@@ -105,7 +123,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
-            msg: format!("unknown benchmark '{}'; one of {}", args.which, known.join(", ")),
+            msg: format!(
+                "unknown benchmark '{}'; one of {}",
+                args.which,
+                known.join(", ")
+            ),
         });
     }
     if all || args.which == "copy" {
@@ -131,10 +153,16 @@ fn print(device: &MlxDevice, rows: &[Row], json: bool) {
         return;
     }
     println!("device: {device:?}");
-    println!("{:<44} {:>12} {:<6} {:<34} {:>12} {:>7}  note", "benchmark", "value", "unit", "limit (same run)", "limit", "ratio");
+    println!(
+        "{:<44} {:>12} {:<6} {:<34} {:>12} {:>7}  note",
+        "benchmark", "value", "unit", "limit (same run)", "limit", "ratio"
+    );
     for r in rows {
         let limit = r.limit.map_or(String::from("-"), |l| format!("{l:.3}"));
         let ratio = r.ratio.map_or(String::from("-"), |x| format!("{x:.3}"));
-        println!("{:<44} {:>12.3} {:<6} {:<34} {:>12} {:>7}  {}", r.name, r.value, r.unit, r.limit_name, limit, ratio, r.note);
+        println!(
+            "{:<44} {:>12.3} {:<6} {:<34} {:>12} {:>7}  {}",
+            r.name, r.value, r.unit, r.limit_name, limit, ratio, r.note
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use mlx_native::ops::copy::copy;
 use mlx_native::ops::elementwise::scale;
 use mlx_native::ops::fill::fill;
-use mlx_native::{DType, EncoderWorker, KernelArg, KernelRegistry, LaunchConfig, MlxBuffer, MlxDevice, Result};
+use mlx_native::{
+    DType, EncoderWorker, KernelArg, KernelRegistry, LaunchConfig, MlxBuffer, MlxDevice, Result,
+};
 
 use super::{progress, time_ms, wall_ms, Row};
 
@@ -45,21 +47,42 @@ pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         })?
     };
     let limit = gb_per_s(moved, limit_ms);
-    let limit_name = if device.is_cuda() { "cuMemcpyDtoD copy (read+write)" } else { "host memcpy (read+write)" };
+    let limit_name = if device.is_cuda() {
+        "cuMemcpyDtoD copy (read+write)"
+    } else {
+        "host memcpy (read+write)"
+    };
     let ours_ms = time_ms(&mut enc, 2, reps, |e, _| copy(e, &src, &dst))?;
     let mut rows = vec![
         Row::new(format!("limit: {limit_name}, {size}"), limit, "GB/s"),
-        Row::new(format!("copy kernel (read+write), {size}"), gb_per_s(moved, ours_ms), "GB/s").against(limit_name, limit),
+        Row::new(
+            format!("copy kernel (read+write), {size}"),
+            gb_per_s(moved, ours_ms),
+            "GB/s",
+        )
+        .against(limit_name, limit),
     ];
     let read_gbs = if let Some(props) = device.cuda_properties() {
-        device.registry().register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
+        device
+            .registry()
+            .register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
         let pipeline = device.registry().get_pipeline("bench_read_only")?;
         let threads = 256u32;
-        let blocks = (bytes as u64 / 16).div_ceil(threads as u64 * 4).min(props.sm_count as u64 * 64) as u32;
+        let blocks = (bytes as u64 / 16)
+            .div_ceil(threads as u64 * 4)
+            .min(props.sm_count as u64 * 64) as u32;
         let out = MlxBuffer::zeros(device, DType::U32, &[blocks as usize])?;
         let n = bytes as u64;
         let ms = time_ms(&mut enc, 2, reps, |e, _| {
-            e.dispatch(&pipeline, LaunchConfig::linear(blocks, threads), &[KernelArg::Buffer(&src), KernelArg::Buffer(&out), KernelArg::pod(&n)])
+            e.dispatch(
+                &pipeline,
+                LaunchConfig::linear(blocks, threads),
+                &[
+                    KernelArg::Buffer(&src),
+                    KernelArg::Buffer(&out),
+                    KernelArg::pod(&n),
+                ],
+            )
         })?;
         gb_per_s(bytes as f64, ms)
     } else {
@@ -71,7 +94,14 @@ pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         })?;
         gb_per_s(bytes as f64, ms)
     };
-    rows.push(Row::new(format!("limit: read-only bandwidth, {size}"), read_gbs, "GB/s").against(limit_name, limit));
+    rows.push(
+        Row::new(
+            format!("limit: read-only bandwidth, {size}"),
+            read_gbs,
+            "GB/s",
+        )
+        .against(limit_name, limit),
+    );
     Ok(rows)
 }
 
@@ -84,17 +114,29 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     if !device.is_cuda() {
         let b = MlxBuffer::zeros(device, DType::F32, &[16])?;
         let ms = wall_ms(1, || (0..n).try_for_each(|_| fill(&mut enc, &b, 1.0)))?;
-        return Ok(vec![Row::new("CPU op `fill` of 16 elements, per call", ms * 1e3 / n as f64, "us")
-            .lower_is_better()
-            .against("target", target_us)]);
+        return Ok(vec![Row::new(
+            "CPU op `fill` of 16 elements, per call",
+            ms * 1e3 / n as f64,
+            "us",
+        )
+        .lower_is_better()
+        .against("target", target_us)]);
     }
-    device.registry().register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
+    device
+        .registry()
+        .register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
     let pipeline = device.registry().get_pipeline("bench_tiny5")?;
     let a = MlxBuffer::zeros(device, DType::F32, &[32])?;
     let b = MlxBuffer::zeros(device, DType::F32, &[32])?;
     let c = MlxBuffer::zeros(device, DType::F32, &[32])?;
     let (len, x) = (32u64, 1.5f32);
-    let args = [KernelArg::Buffer(&a), KernelArg::Buffer(&b), KernelArg::Buffer(&c), KernelArg::pod(&len), KernelArg::pod(&x)];
+    let args = [
+        KernelArg::Buffer(&a),
+        KernelArg::Buffer(&b),
+        KernelArg::Buffer(&c),
+        KernelArg::pod(&len),
+        KernelArg::pod(&x),
+    ];
     let cfg = LaunchConfig::linear(1, 32);
     for _ in 0..200 {
         enc.dispatch(&pipeline, cfg, &args)?;
@@ -127,13 +169,26 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     enc.commit_and_wait()?;
     let mut drained = vec![t.elapsed().as_secs_f64() * 1e6 / n as f64];
     Ok(vec![
-        Row::new(format!("dispatch, 5 args, host time per launch ({batch}/batch)"), super::median(&mut per_dispatch), "us")
-            .lower_is_better()
-            .against("target (issue)", target_us),
-        Row::new("dispatch_kernel by name, host time per launch", super::median(&mut per_named), "us")
-            .lower_is_better()
-            .against("target (issue)", target_us),
-        Row::new(format!("{n} tiny kernels back to back, per kernel"), super::median(&mut drained), "us").note("host and GPU together"),
+        Row::new(
+            format!("dispatch, 5 args, host time per launch ({batch}/batch)"),
+            super::median(&mut per_dispatch),
+            "us",
+        )
+        .lower_is_better()
+        .against("target (issue)", target_us),
+        Row::new(
+            "dispatch_kernel by name, host time per launch",
+            super::median(&mut per_named),
+            "us",
+        )
+        .lower_is_better()
+        .against("target (issue)", target_us),
+        Row::new(
+            format!("{n} tiny kernels back to back, per kernel"),
+            super::median(&mut drained),
+            "us",
+        )
+        .note("host and GPU together"),
     ])
 }
 
@@ -142,8 +197,12 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
 pub fn encode_serial_vs_worker(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let kernels = 60;
     let side = if device.is_cuda() { 2816 } else { 256 };
-    progress(&format!("encoding {kernels} independent kernels (scale of {side}x{side} bf16), serial vs worker"));
-    let bufs: Vec<MlxBuffer> = (0..kernels).map(|_| MlxBuffer::zeros(device, DType::BF16, &[side, side])).collect::<Result<_>>()?;
+    progress(&format!(
+        "encoding {kernels} independent kernels (scale of {side}x{side} bf16), serial vs worker"
+    ));
+    let bufs: Vec<MlxBuffer> = (0..kernels)
+        .map(|_| MlxBuffer::zeros(device, DType::BF16, &[side, side]))
+        .collect::<Result<_>>()?;
     let mut enc = device.command_encoder()?;
     for b in &bufs {
         fill(&mut enc, b, 1.0)?;
@@ -170,11 +229,20 @@ pub fn encode_serial_vs_worker(device: &MlxDevice, quick: bool) -> Result<Vec<Ro
     })?;
     worker.wait()?;
     Ok(vec![
-        Row::new(format!("{kernels} kernels encoded serially (wall)"), serial, "ms").lower_is_better(),
-        Row::new(format!("{kernels} kernels, main + EncoderWorker (wall)"), split, "ms")
-            .lower_is_better()
-            .against("serial, same run", serial)
-            .note("ratio = serial / split"),
+        Row::new(
+            format!("{kernels} kernels encoded serially (wall)"),
+            serial,
+            "ms",
+        )
+        .lower_is_better(),
+        Row::new(
+            format!("{kernels} kernels, main + EncoderWorker (wall)"),
+            split,
+            "ms",
+        )
+        .lower_is_better()
+        .against("serial, same run", serial)
+        .note("ratio = serial / split"),
     ])
 }
 
@@ -201,7 +269,11 @@ pub fn registry_times(device: &MlxDevice) -> Result<Vec<Row>> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(vec![
         Row::new("get_pipeline, cold (NVRTC compile)", cold_ms, "ms").lower_is_better(),
-        Row::new("get_pipeline, disk cache", disk_ms, "ms").lower_is_better().against("cold compile", cold_ms),
-        Row::new("get_pipeline, warm (in memory)", warm_ns, "ns").lower_is_better().against("cold compile (ns)", cold_ms * 1e6),
+        Row::new("get_pipeline, disk cache", disk_ms, "ms")
+            .lower_is_better()
+            .against("cold compile", cold_ms),
+        Row::new("get_pipeline, warm (in memory)", warm_ns, "ns")
+            .lower_is_better()
+            .against("cold compile (ns)", cold_ms * 1e6),
     ])
 }

@@ -1,0 +1,8 @@
+//! Tests of the Gated DeltaNet CPU reference math (`mlx_native::ops::gdn::reference`).
+
+mod chunked;
+mod common;
+mod conv;
+mod errors;
+mod gates_norm;
+mod recurrent;
