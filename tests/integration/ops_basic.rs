@@ -135,17 +135,20 @@ fn reference_copy(
     }
 }
 
+/// (dtype, shape, src strides, dst strides, src elements, dst elements)
+type CopyCase = (
+    DType,
+    Vec<usize>,
+    Vec<usize>,
+    Option<Vec<usize>>,
+    usize,
+    usize,
+);
+
 fn check_copy_strided(dev: &MlxDevice) {
     let mut rng = Rng::new(12);
     // (dtype, shape, src strides, dst strides, src elements, dst elements)
-    let cases: Vec<(
-        DType,
-        Vec<usize>,
-        Vec<usize>,
-        Option<Vec<usize>>,
-        usize,
-        usize,
-    )> = vec![
+    let cases: Vec<CopyCase> = vec![
         (
             DType::F32,
             vec![53, 37],
