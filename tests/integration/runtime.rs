@@ -441,3 +441,16 @@ extern "C" __global__ void user_axpb(const float* x, const float* y, float* out,
         assert!(info.version.0 >= 12, "{info:?}");
     }
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MlxDevice>();
+    send_sync::<MlxBuffer>();
+    send_sync::<KernelRegistry>();
+    send_sync::<mlx_native::Pipeline>();
+    send_sync::<mlx_native::MlxEvent>();
+    fn send<T: Send>() {}
+    send::<mlx_native::CommandEncoder>();
+    send::<MlxBufferPool>();
+}
