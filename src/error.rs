@@ -66,22 +66,37 @@ pub enum MlxError {
 
 impl MlxError {
     pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
-        MlxError::InvalidArgument { op, msg: msg.into() }
+        MlxError::InvalidArgument {
+            op,
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn shape(op: &'static str, msg: impl Into<String>) -> Self {
-        MlxError::ShapeMismatch { op, msg: msg.into() }
+        MlxError::ShapeMismatch {
+            op,
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn bounds(op: &'static str, msg: impl Into<String>) -> Self {
-        MlxError::OutOfBounds { op, msg: msg.into() }
+        MlxError::OutOfBounds {
+            op,
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn unsupported(op: &'static str, msg: impl Into<String>) -> Self {
-        MlxError::Unsupported { op, msg: msg.into() }
+        MlxError::Unsupported {
+            op,
+            msg: msg.into(),
+        }
     }
 
     pub(crate) fn cuda(op: &'static str, msg: impl std::fmt::Display) -> Self {
-        MlxError::Cuda { op, msg: msg.to_string() }
+        MlxError::Cuda {
+            op,
+            msg: msg.to_string(),
+        }
     }
 }
