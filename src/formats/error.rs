@@ -31,6 +31,9 @@ pub enum GgufParseError {
         remaining: u64,
     },
 
+    #[error("gguf: metadata holds more than {max} values (at key '{key}')")]
+    TooManyValues { key: String, max: u64 },
+
     #[error("gguf: key '{key}' has unknown value type id {type_id}")]
     UnknownValueType { key: String, type_id: u32 },
 

@@ -20,6 +20,10 @@ pub(super) const DEFAULT_ALIGNMENT: u64 = 32;
 pub(super) const MAX_DIMS: u32 = 4;
 /// Arrays of arrays are legal; this bounds the recursion.
 const MAX_ARRAY_NESTING: usize = 8;
+/// Decoded metadata values in one file. A one-byte u8 element in the file
+/// becomes a 32-byte `GgufValue`, so the count, not only the byte size, must
+/// be bounded; real vocabularies hold a few hundred thousand values.
+pub(super) const MAX_METADATA_VALUES: u64 = 1 << 24;
 
 /// Everything before the tensor data.
 pub(super) struct Header {
@@ -41,6 +45,8 @@ pub(super) struct RawTensorInfo {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Metadata values still allowed (see [`MAX_METADATA_VALUES`]).
+    values_left: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -119,6 +125,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn value(&mut self, ty: GgufValueType, key: &str, depth: usize) -> Result<GgufValue> {
+        self.values_left =
+            self.values_left
+                .checked_sub(1)
+                .ok_or_else(|| GgufParseError::TooManyValues {
+                    key: key.to_string(),
+                    max: MAX_METADATA_VALUES,
+                })?;
         Ok(match ty {
             GgufValueType::U8 => GgufValue::U8(self.u8(key)?),
             GgufValueType::I8 => GgufValue::I8(i8::from_le_bytes(self.array(key)?)),
@@ -190,7 +203,11 @@ impl<'a> Cursor<'a> {
 
 /// Parses everything up to the tensor data.
 pub(super) fn parse_header(data: &[u8]) -> Result<Header> {
-    let mut cur = Cursor { data, pos: 0 };
+    let mut cur = Cursor {
+        data,
+        pos: 0,
+        values_left: MAX_METADATA_VALUES,
+    };
     let magic = data.get(..4).unwrap_or(data);
     if magic != MAGIC {
         return Err(GgufParseError::BadMagic {

@@ -242,3 +242,16 @@ fn every_truncation_of_a_valid_file_is_an_error() {
     }
     assert_eq!(full.load_tensor_f32("v").unwrap(), [1.0, 2.0, 3.0]);
 }
+
+#[test]
+fn rejects_more_metadata_values_than_the_cap() {
+    // 2^24 + 1 one-byte values would decode to over 512 MiB of GgufValue.
+    let n = (1u64 << 24) + 1;
+    let raw = Raw::new(0, 1)
+        .str("many")
+        .u32(9)
+        .u32(0)
+        .u64(n)
+        .bytes(&vec![0u8; n as usize]);
+    assert!(matches!(parse_err(&raw.build()), E::TooManyValues { .. }));
+}
