@@ -71,8 +71,23 @@ fn block_layout_table_has_expected_length_and_sizes() {
         i += 2 + n_fields;
     }
     assert_eq!(i, table.len());
-    // Spot-check a few offsets against the GGML layouts.
-    assert_eq!(&table[0..4], &[2, 18, 0, 2]); // Q4_0: d@0 qs@2
+    // The whole table, from the GGML block definitions (ggml-common.h).
+    #[rustfmt::skip]
+    let expected: [u64; BLOCK_LAYOUT_TABLE_LEN] = [
+        2, 18, 0, 2,              // Q4_0: d, qs
+        3, 20, 0, 2, 4,           // Q4_1: d, m, qs
+        6, 22, 0, 2, 6,           // Q5_0: d, qh, qs
+        7, 24, 0, 2, 4, 8,        // Q5_1: d, m, qh, qs
+        8, 34, 0, 2,              // Q8_0: d, qs
+        10, 84, 0, 16, 80, 82,    // Q2_K: scales, qs, d, dmin
+        11, 110, 0, 32, 96, 108,  // Q3_K: hmask, qs, scales, d
+        12, 144, 0, 2, 4, 16,     // Q4_K: d, dmin, scales, qs
+        13, 176, 0, 2, 4, 16, 48, // Q5_K: d, dmin, scales, qh, qs
+        14, 210, 0, 128, 192, 208, // Q6_K: ql, qh, scales, d
+        20, 18, 0, 2,             // IQ4_NL: d, qs
+        23, 136, 0, 2, 4, 8,      // IQ4_XS: d, scales_h, scales_l, qs
+    ];
+    assert_eq!(table, expected);
 }
 
 #[test]
