@@ -44,6 +44,7 @@ pub use encoder::{
     MAX_KERNEL_ARGS,
 };
 pub use error::{MlxError, Result};
+pub use formats::{GgmlType, GgufFile, GgufParseError, GgufValue, GgufWriter};
 pub use kernels::{KernelRegistry, Pipeline, RegistryStats};
 pub use pool::{MlxBufferPool, PoolStats};
 pub use worker::EncoderWorker;

@@ -1,6 +1,23 @@
-//! Weight file formats: GGUF and GGML quantization blocks.
+//! Weight file formats: GGUF files and GGML quantization blocks.
+//!
+//! - [`GgmlType`] names a tensor element type; its block struct (in
+//!   [`blocks`]) is the one definition of the bytes, mirrored for CUDA by
+//!   `ggml_blocks.cuh`.
+//! - [`dequantize`] / [`quantize`] are the CPU reference conversions.
+//! - [`GgufFile`] reads GGUF v2/v3 files (memory-mapped or from bytes) and
+//!   rejects hostile input with a [`GgufParseError`]; [`GgufWriter`] writes
+//!   them.
 
-/// A GGUF file could not be parsed.
-#[derive(Debug, thiserror::Error)]
-#[error("gguf: {0}")]
-pub struct GgufParseError(pub String);
+pub mod blocks;
+mod error;
+mod ggml_type;
+mod gguf;
+pub mod inspect;
+mod quants;
+
+pub use blocks::{block_layout_table, BLOCK_LAYOUT_TABLE_LEN};
+pub use error::GgufParseError;
+pub use ggml_type::{BlockVisitor, GgmlType};
+pub use gguf::{GgufFile, GgufTensorInfo, GgufValue, GgufValueType, GgufWriter};
+pub use inspect::describe;
+pub use quants::{dequantize, dequantize_to_vec, quantize, quantize_to_vec, GgmlBlock};

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod harness;
+mod formats;
 mod gdn_reference;
 mod ops_basic;
 mod runtime;

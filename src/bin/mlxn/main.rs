@@ -21,6 +21,17 @@ enum Command {
     },
     /// Run benchmarks on the default device (MLXN_DEVICE=cpu|cuda:N to choose).
     Bench(bench::BenchArgs),
+    /// GGUF files.
+    Gguf {
+        #[command(subcommand)]
+        command: GgufCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GgufCommand {
+    /// Print a GGUF file's metadata and tensor table.
+    Inspect { file: std::path::PathBuf },
 }
 
 fn main() {
@@ -28,6 +39,10 @@ fn main() {
     let result = match cli.command {
         Command::Info { json } => info::run(json),
         Command::Bench(args) => bench::run(&args),
+        Command::Gguf {
+            command: GgufCommand::Inspect { file },
+        } => mlx_native::GgufFile::open(&file)
+            .map(|f| print!("{}", mlx_native::formats::describe(&f))),
     };
     if let Err(e) = result {
         eprintln!("mlxn: {e}");
