@@ -290,35 +290,9 @@ impl CommandEncoder {
         }
         check_launch(pipeline, &config)?;
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
-        if args.len() > MAX_KERNEL_ARGS {
-            return Err(MlxError::invalid(
-                "dispatch",
-                format!(
-                    "kernel '{name}': {} arguments, at most {MAX_KERNEL_ARGS}",
-                    args.len()
-                ),
-            ));
-        }
-        let mut pointers = [0u64; MAX_KERNEL_ARGS];
+        let mut values = [0u64; MAX_KERNEL_ARGS];
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
-        for (i, arg) in args.iter().enumerate() {
-            params[i] = match arg {
-                KernelArg::Buffer(b) => {
-                    pointers[i] = b
-                        .device_ptr()
-                        .filter(|_| b.device().same_device(&self.device))
-                        .ok_or_else(|| MlxError::DeviceMismatch {
-                            op: "dispatch",
-                            msg: format!(
-                                "kernel '{name}' argument {i} is a buffer on {:?}",
-                                b.device()
-                            ),
-                        })?;
-                    (&mut pointers[i]) as *mut u64 as *mut c_void
-                }
-                KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
-            };
-        }
+        kernel_params(name, &self.device, args, &mut values, &mut params)?;
         ctx.bind()?;
         let timing = if self.timing_enabled {
             Some(timing_events(&mut self.spare_events, ctx)?)
@@ -347,6 +321,43 @@ impl CommandEncoder {
         }
         self.stats.dispatches += 1;
         Ok(())
+    }
+
+    /// The driver's launch plus argument marshalling, with none of
+    /// `dispatch`'s launch checks, counters or timing: the floor that
+    /// `mlxn bench launch` compares `dispatch` with. The launch shape is
+    /// not validated.
+    #[doc(hidden)]
+    pub fn dispatch_raw_for_benchmark(
+        &mut self,
+        pipeline: &Pipeline,
+        config: LaunchConfig,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        let Queue::Cuda { stream, .. } = &self.queue else {
+            return Err(MlxError::unsupported(
+                "dispatch",
+                "the CPU device runs no CUDA kernels",
+            ));
+        };
+        let mut values = [0u64; MAX_KERNEL_ARGS];
+        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
+        kernel_params(
+            pipeline.name(),
+            &self.device,
+            args,
+            &mut values,
+            &mut params,
+        )?;
+        let n = args.len();
+        cuda::launch(
+            pipeline.function(),
+            config.grid,
+            config.block,
+            config.shared_mem_bytes,
+            stream.0,
+            &mut params[..n],
+        )
     }
 
     /// Copies `src` to `dst` (same byte length, same device) in stream order.
@@ -465,6 +476,45 @@ impl CommandEncoder {
             }),
         }
     }
+}
+
+/// Points `params[i]` at argument i's value, as `cuLaunchKernel` wants:
+/// a buffer's device address (stored in `values[i]`) or a by-value POD.
+fn kernel_params(
+    name: &str,
+    device: &MlxDevice,
+    args: &[KernelArg],
+    values: &mut [u64; MAX_KERNEL_ARGS],
+    params: &mut [*mut c_void; MAX_KERNEL_ARGS],
+) -> Result<()> {
+    if args.len() > MAX_KERNEL_ARGS {
+        return Err(MlxError::invalid(
+            "dispatch",
+            format!(
+                "kernel '{name}': {} arguments, at most {MAX_KERNEL_ARGS}",
+                args.len()
+            ),
+        ));
+    }
+    for (i, arg) in args.iter().enumerate() {
+        params[i] = match arg {
+            KernelArg::Buffer(b) => {
+                values[i] = b
+                    .device_ptr()
+                    .filter(|_| b.device().same_device(device))
+                    .ok_or_else(|| MlxError::DeviceMismatch {
+                        op: "dispatch",
+                        msg: format!(
+                            "kernel '{name}' argument {i} is a buffer on {:?}",
+                            b.device()
+                        ),
+                    })?;
+                (&mut values[i]) as *mut u64 as *mut c_void
+            }
+            KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
+        };
+    }
+    Ok(())
 }
 
 fn timing_events(

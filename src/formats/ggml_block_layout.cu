@@ -4,7 +4,10 @@
 // Launch with one thread; `out` holds BLOCK_LAYOUT_TABLE_LEN (65) values.
 #include "ggml_blocks.cuh"
 
-#define GGML_OFFSET(T, f) ((unsigned long long)__builtin_offsetof(T, f))
+// NVRTC has no __builtin_offsetof: take the member's address relative to an
+// object placed (never dereferenced) at `out`.
+#define GGML_OFFSET(T, f) \
+    ((unsigned long long)((const char*)&((const T*)out)->f - (const char*)out))
 
 extern "C" __global__ void ggml_block_layout(unsigned long long* out) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;

@@ -148,7 +148,14 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let batch = 256;
     let mut per_dispatch = Vec::new();
     let mut per_named = Vec::new();
+    let mut per_small = Vec::new();
     for _ in 0..n / batch {
+        let t = Instant::now();
+        for _ in 0..16 {
+            enc.dispatch(&pipeline, cfg, &args)?;
+        }
+        per_small.push(t.elapsed().as_secs_f64() * 1e6 / 16.0);
+        enc.commit_and_wait()?;
         let t = Instant::now();
         for _ in 0..batch {
             enc.dispatch(&pipeline, cfg, &args)?;
@@ -160,6 +167,15 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             enc.dispatch_kernel("bench_tiny5", cfg, &args)?;
         }
         per_named.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        enc.commit_and_wait()?;
+    }
+    let mut per_raw = Vec::new();
+    for _ in 0..n / batch {
+        let t = Instant::now();
+        for _ in 0..batch {
+            enc.dispatch_raw_for_benchmark(&pipeline, cfg, &args)?;
+        }
+        per_raw.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
         enc.commit_and_wait()?;
     }
     let t = Instant::now();
@@ -176,6 +192,19 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         )
         .lower_is_better()
         .against("target (issue)", target_us),
+        Row::new(
+            "dispatch, 5 args, host time per launch (16/batch)",
+            super::median(&mut per_small),
+            "us",
+        )
+        .lower_is_better()
+        .against("target (issue)", target_us),
+        Row::new(
+            "raw cuLaunchKernel, same kernel and args (256/batch)",
+            super::median(&mut per_raw),
+            "us",
+        )
+        .note("the driver's own cost: the floor under dispatch"),
         Row::new(
             "dispatch_kernel by name, host time per launch",
             super::median(&mut per_named),
