@@ -27,7 +27,7 @@ pub fn cuda_device() -> MlxDevice {
     }
 }
 
-/// SplitMix64: small, seeded, reproducible.
+/// SplitMix64: the one seeded generator of the tests (no `rand` dependency).
 pub struct Rng(u64);
 
 impl Rng {
@@ -41,18 +41,31 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    /// Uniform in [lo, hi).
-    pub fn f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+    /// Uniform in the open interval (0, 1), with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
-    pub fn vec_f32(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f32(lo, hi)).collect()
+    /// Uniform in [0, 1) on the 2^-24 grid of f32.
+    pub fn unit_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Uniform in (lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f32 {
+        (lo + (hi - lo) * self.unit()) as f32
+    }
+    pub fn vec(&mut self, len: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..len).map(|_| self.uniform(lo, hi)).collect()
+    }
+    /// Roughly standard normal (sum of twelve uniforms; tails are not needed).
+    pub fn normal(&mut self) -> f32 {
+        (0..12).map(|_| self.unit_f32()).sum::<f32>() - 6.0
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
     }
 }
 

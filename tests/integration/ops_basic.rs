@@ -104,7 +104,7 @@ fn check_copy_contiguous(dev: &MlxDevice) {
             );
         }
     }
-    let v = rng.vec_f32(333, -5.0, 5.0);
+    let v = rng.vec(333, -5.0, 5.0);
     let src = MlxBuffer::from_slice(dev, &v, &[3, 111]).unwrap();
     let dst = poisoned(dev, DType::F32, &[333]);
     let mut enc = dev.command_encoder().unwrap();
@@ -255,8 +255,8 @@ fn check_cast(dev: &MlxDevice) {
     // Magnitudes from f16 subnormals to near the f16 maximum, both signs.
     let values: Vec<f32> = (0..n)
         .map(|i| {
-            let m = rng.f32(-1.0, 1.0);
-            let e = rng.f32(-24.0, 15.9);
+            let m = rng.uniform(-1.0, 1.0);
+            let e = rng.uniform(-24.0, 15.9);
             if i == 0 {
                 65504.0
             } else {
@@ -317,9 +317,9 @@ fn check_elementwise(dev: &MlxDevice) {
     let n = rows * cols;
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let tol = 2.0 * rounding_rtol(dtype);
-        let a = float_buffer(dev, &rng.vec_f32(n, -4.0, 4.0), dtype, &[rows, cols]);
-        let full = float_buffer(dev, &rng.vec_f32(n, -4.0, 4.0), dtype, &[rows, cols]);
-        let row = float_buffer(dev, &rng.vec_f32(cols, -4.0, 4.0), dtype, &[cols]);
+        let a = float_buffer(dev, &rng.vec(n, -4.0, 4.0), dtype, &[rows, cols]);
+        let full = float_buffer(dev, &rng.vec(n, -4.0, 4.0), dtype, &[rows, cols]);
+        let row = float_buffer(dev, &rng.vec(cols, -4.0, 4.0), dtype, &[cols]);
         let (av, fv, rv) = (read_f32(&a), read_f32(&full), read_f32(&row));
         for (name, b, bv) in [("full", &full, &fv), ("row", &row, &rv)] {
             let out = poisoned(dev, dtype, &[rows, cols]);

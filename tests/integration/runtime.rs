@@ -310,8 +310,8 @@ extern "C" __global__ void user_axpb(const float* x, const float* y, float* out,
         let n = 1000u32;
         let mut rng = Rng::new(21);
         let (xv, yv) = (
-            rng.vec_f32(n as usize, -1.0, 1.0),
-            rng.vec_f32(n as usize, -1.0, 1.0),
+            rng.vec(n as usize, -1.0, 1.0),
+            rng.vec(n as usize, -1.0, 1.0),
         );
         let x = MlxBuffer::from_slice(&dev, &xv, &[n as usize]).unwrap();
         let y = MlxBuffer::from_slice(&dev, &yv, &[n as usize]).unwrap();

@@ -4,7 +4,7 @@
 use mlx_native::formats::{describe, quantize_to_vec, GgufValueType};
 use mlx_native::{GgmlType, GgufFile, GgufValue, GgufWriter, MlxError};
 
-use super::{fixture_path, floats, SplitMix64};
+use super::{fixture_path, floats, Rng};
 
 fn every_value_type() -> Vec<(&'static str, GgufValue)> {
     vec![
@@ -50,7 +50,7 @@ fn every_value_type() -> Vec<(&'static str, GgufValue)> {
 /// Random valid bytes for a tensor of `ty`: quantized random floats where a
 /// quantizer exists; otherwise random bytes with every f16 field made
 /// finite.
-fn random_tensor_bytes(ty: GgmlType, n_elements: usize, rng: &mut SplitMix64) -> Vec<u8> {
+fn random_tensor_bytes(ty: GgmlType, n_elements: usize, rng: &mut Rng) -> Vec<u8> {
     if ty.can_quantize() {
         let x: Vec<f32> = (0..n_elements).map(|_| rng.normal()).collect();
         return quantize_to_vec(ty, &x).unwrap();
@@ -67,7 +67,7 @@ fn random_tensor_bytes(ty: GgmlType, n_elements: usize, rng: &mut SplitMix64) ->
 #[test]
 fn writer_reader_round_trip_every_metadata_and_tensor_type() {
     for (version, alignment) in [(3, 32), (2, 64), (3, 1)] {
-        let mut rng = SplitMix64::new(42 + u64::from(version) + u64::from(alignment));
+        let mut rng = Rng::new(42 + u64::from(version) + u64::from(alignment));
         let mut w = GgufWriter::new();
         w.set_version(version).unwrap();
         if alignment != 32 {

@@ -4,7 +4,7 @@
 use mlx_native::formats::{dequantize_to_vec, quantize_to_vec};
 use mlx_native::GgmlType;
 
-use super::{fixture_path, floats, from_hex, SplitMix64};
+use super::{fixture_path, floats, from_hex, Rng};
 
 #[test]
 fn quantize_matches_gguf_python_bytes() {
@@ -35,12 +35,12 @@ fn quantize_matches_gguf_python_bytes() {
 /// Relative RMS error of quantize → dequantize on `n_blocks` blocks of
 /// normal values with a per-block scale spread over several decades.
 fn round_trip_rel_rms(ty: GgmlType, seed: u64) -> f64 {
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     let n_blocks = 37;
     let block = ty.block_size().max(32);
     let mut x = Vec::with_capacity(n_blocks * block);
     for _ in 0..n_blocks {
-        let scale = (rng.uniform() * 8.0 - 5.0).exp();
+        let scale = (rng.unit_f32() * 8.0 - 5.0).exp();
         x.extend((0..block).map(|_| rng.normal() * scale));
     }
     let q = quantize_to_vec(ty, &x).unwrap();

@@ -2,35 +2,7 @@
 
 use mlx_native::ops::gdn::reference::{GdnConfig, GdnInputs, GdnOutputs, GdnShape};
 
-/// SplitMix64: a tiny seeded generator, so the tests need no `rand`.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in the open interval (0, 1).
-    pub fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f32 {
-        (lo + (hi - lo) * self.unit()) as f32
-    }
-
-    pub fn vec(&mut self, len: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..len).map(|_| self.uniform(lo, hi)).collect()
-    }
-}
+pub use crate::harness::Rng;
 
 /// ‖a − b‖₂ / ‖b‖₂ in f64.
 pub fn rel_err(got: &[f32], reference: &[f32]) -> f64 {
@@ -113,7 +85,7 @@ impl Case {
     }
 
     pub fn data(&self) -> CaseData {
-        let mut rng = SplitMix64::new(self.seed);
+        let mut rng = Rng::new(self.seed);
         let tokens = self.batch * self.seq_len;
         let qk_len = tokens * self.key_heads * self.key_dim;
         let q = rng.vec(qk_len, -1.0, 1.0);

@@ -4,7 +4,7 @@ use mlx_native::ops::gdn::reference::{
     ssm_conv, ssm_conv_decode, SsmConvShape, SSM_CONV_DEFAULT_WIDTH,
 };
 
-use super::common::{poisoned, rel_err, SplitMix64};
+use super::common::{poisoned, rel_err, Rng};
 
 /// `silu(bias + Σ_i w[c, i] · x̃[t + i])` with `x̃ = [state; x]`, in f64.
 fn naive_conv(
@@ -38,7 +38,7 @@ struct ConvData {
 }
 
 fn conv_data(shape: &SsmConvShape, tokens: usize, seed: u64) -> ConvData {
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     ConvData {
         x: rng.vec(tokens * shape.channels, -2.0, 2.0),
         weight: rng.vec(shape.channels * shape.kernel_width, -1.0, 1.0),

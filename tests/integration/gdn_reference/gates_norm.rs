@@ -4,7 +4,7 @@ use mlx_native::ops::gdn::reference::{
     gdn_gates, l2_normalize_rows, rms_norm_gated, softplus, SOFTPLUS_THRESHOLD,
 };
 
-use super::common::{poisoned, rel_err, SplitMix64};
+use super::common::{poisoned, rel_err, Rng};
 
 fn assert_close(got: &[f32], want: &[f64], rel: f64) {
     assert_eq!(got.len(), want.len());
@@ -59,7 +59,7 @@ fn rms_norm_gated_matches_closed_form() {
 #[test]
 fn rms_norm_gated_matches_direct_formula() {
     let (rows, dim, eps) = (5, 65, 1e-6f32);
-    let mut rng = SplitMix64::new(1400);
+    let mut rng = Rng::new(1400);
     let x = rng.vec(rows * dim, -3.0, 3.0);
     let z = rng.vec(rows * dim, -4.0, 4.0);
     let w = rng.vec(dim, 0.5, 1.5);
