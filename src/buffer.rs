@@ -174,7 +174,7 @@ impl MlxBuffer {
         Ok(buf)
     }
 
-    /// A view of a fresh allocation of `storage_bytes` (pool use).
+    /// A view at offset 0 of an existing allocation (the pool's buffers).
     pub(crate) fn on_storage(storage: Arc<Storage>, dtype: DType, shape: &[usize]) -> MlxBuffer {
         MlxBuffer {
             storage,
