@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod fill;
 pub mod gdn;
 mod host;
+pub mod quantized_matmul;
 mod validate;
 
 use crate::encoder::{CommandEncoder, LaunchConfig};

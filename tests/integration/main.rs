@@ -8,4 +8,5 @@ mod harness;
 mod formats;
 mod gdn_reference;
 mod ops_basic;
+mod quantized_matmul;
 mod runtime;

@@ -2,6 +2,7 @@
 //! run. GPU times come from CUDA events around each repetition, after a
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
+mod limits;
 mod runtime;
 
 use std::time::Instant;

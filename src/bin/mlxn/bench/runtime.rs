@@ -10,14 +10,11 @@ use mlx_native::{
     DType, EncoderWorker, KernelArg, KernelRegistry, LaunchConfig, MlxBuffer, MlxDevice, Result,
 };
 
+use super::limits::{copy_gbs, gb_per_s};
 use super::{progress, time_ms, wall_ms, Row};
 
 const BENCH_SOURCE: &str = include_str!("bench.cu");
 const BENCH_KERNELS: &[&str] = &["bench_read_only", "bench_tiny5"];
-
-fn gb_per_s(bytes: f64, ms: f64) -> f64 {
-    bytes / (ms * 1e-3) / 1e9
-}
 
 /// Device copy bandwidth (read + write) through the driver's copy, our copy
 /// kernel against it, and read-only bandwidth.
@@ -30,6 +27,7 @@ pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         (false, true) => gib / 16,
     };
     progress(&format!("copy bandwidth over {} MiB", bytes >> 20));
+    let (limit, limit_name) = copy_gbs(device, bytes, if quick { 5 } else { 20 })?;
     let src = MlxBuffer::zeros(device, DType::U8, &[bytes])?;
     let dst = MlxBuffer::zeros(device, DType::U8, &[bytes])?;
     let mut enc = device.command_encoder()?;
@@ -37,21 +35,6 @@ pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let size = format!("{} MiB", bytes >> 20);
     let reps = if quick { 5 } else { 20 };
     let moved = 2.0 * bytes as f64;
-    let limit_ms = if device.is_cuda() {
-        time_ms(&mut enc, 2, reps, |e, _| e.copy_buffer(&src, &dst))?
-    } else {
-        let (from, mut to) = (vec![90u8; bytes], vec![0u8; bytes]);
-        wall_ms(reps, || {
-            to.copy_from_slice(std::hint::black_box(&from));
-            Ok(())
-        })?
-    };
-    let limit = gb_per_s(moved, limit_ms);
-    let limit_name = if device.is_cuda() {
-        "cuMemcpyDtoD copy (read+write)"
-    } else {
-        "host memcpy (read+write)"
-    };
     let ours_ms = time_ms(&mut enc, 2, reps, |e, _| copy(e, &src, &dst))?;
     let mut rows = vec![
         Row::new(format!("limit: {limit_name}, {size}"), limit, "GB/s"),

@@ -1,0 +1,178 @@
+//! Matrix products with GGML block-quantized weights:
+//! `output[m, n] = input[m, k] · dequant(weight[n, k])ᵀ`.
+//!
+//! The weight is `n` rows of `k` elements in one [`GgmlType`], stored as raw
+//! GGML blocks (row `j` starts at byte `j · row_bytes(k)`), exactly as a
+//! GGUF file holds it and [`GgufFile::load_tensor`](crate::GgufFile::load_tensor)
+//! loads it: a `U8` buffer of `n · row_bytes(k)` bytes, or for the float
+//! types F32/F16/BF16 also a buffer of that dtype. A weight may be a view
+//! into a larger allocation.
+//!
+//! Input and output are both F32 or both BF16; sums are accumulated in f32.
+//!
+//! Two CUDA paths (see [`QuantizedMatmulPath`]): a decode mat-vec for a few
+//! input rows, which streams every weight byte once, and a tensor-core path
+//! for many rows. [`quantized_matmul_ggml`] picks one; tests and benchmarks
+//! force one with [`quantized_matmul_ggml_via`]. The CPU backend has one
+//! path: dequantize each weight row (the reference of
+//! [`dequantize`](crate::formats::dequantize)) and take f32 dot products.
+
+mod cpu;
+pub(crate) mod cuda;
+
+use crate::formats::GgmlType;
+use crate::ops::validate;
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
+
+const OP: &str = "quantized_matmul_ggml";
+
+/// The shape and weight type of a quantized matrix product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GgmlQuantizedMatmulParams {
+    /// Input rows (tokens).
+    pub m: usize,
+    /// Output columns: weight rows.
+    pub n: usize,
+    /// Inner dimension: weight row length, a multiple of the block size.
+    pub k: usize,
+    /// The weight's GGML type.
+    pub ggml_type: GgmlType,
+}
+
+/// Which CUDA kernel family computes the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantizedMatmulPath {
+    /// The library chooses from `m` (the decode path up to
+    /// [`DECODE_MAX_ROWS`] rows, tensor cores above).
+    #[default]
+    Auto,
+    /// The mat-vec kernels: each weight byte is read once for all `m` rows.
+    /// Valid for `m ≤ DECODE_MAX_ROWS`.
+    Decode,
+    /// The tensor-core kernels, for any `m`.
+    Prefill,
+}
+
+/// The most input rows the decode path takes.
+pub const DECODE_MAX_ROWS: usize = 8;
+
+impl QuantizedMatmulPath {
+    /// The path `Auto` resolves to for `m` rows.
+    pub fn resolve(self, m: usize) -> QuantizedMatmulPath {
+        match self {
+            QuantizedMatmulPath::Auto if m <= DECODE_MAX_ROWS => QuantizedMatmulPath::Decode,
+            QuantizedMatmulPath::Auto => QuantizedMatmulPath::Prefill,
+            path => path,
+        }
+    }
+}
+
+/// `output = input · dequant(weight)ᵀ`, on the path the library chooses.
+pub fn quantized_matmul_ggml(
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    params: &GgmlQuantizedMatmulParams,
+) -> Result<()> {
+    quantized_matmul_ggml_via(
+        enc,
+        input,
+        weight,
+        output,
+        params,
+        QuantizedMatmulPath::Auto,
+    )
+}
+
+/// [`quantized_matmul_ggml`] on a chosen CUDA path (the CPU backend has one
+/// path and ignores the choice, after checking it is valid for `m`).
+pub fn quantized_matmul_ggml_via(
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    params: &GgmlQuantizedMatmulParams,
+    path: QuantizedMatmulPath,
+) -> Result<()> {
+    validate(enc, input, weight, output, params, path)?;
+    let path = path.resolve(params.m);
+    enc.encode_op(
+        OP,
+        || cpu::quantized_matmul(input, weight, output, params),
+        |enc| cuda::quantized_matmul(enc, input, weight, output, params, path),
+    )
+}
+
+fn validate(
+    enc: &CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    p: &GgmlQuantizedMatmulParams,
+    path: QuantizedMatmulPath,
+) -> Result<()> {
+    validate::same_device(
+        OP,
+        enc,
+        &[("input", input), ("weight", weight), ("output", output)],
+    )?;
+    validate::dtype_in(OP, "input", input, &[DType::F32, DType::BF16])?;
+    validate::dtype_is(OP, "output", output, input.dtype())?;
+    let weight_dtypes: &[DType] = match p.ggml_type {
+        GgmlType::F32 => &[DType::U8, DType::F32],
+        GgmlType::F16 => &[DType::U8, DType::F16],
+        GgmlType::BF16 => &[DType::U8, DType::BF16],
+        _ => &[DType::U8],
+    };
+    validate::dtype_in(OP, "weight", weight, weight_dtypes)?;
+    if p.m == 0 || p.n == 0 || p.k == 0 {
+        return Err(MlxError::shape(
+            OP,
+            format!("m, n and k must be positive; got {p:?}"),
+        ));
+    }
+    if path == QuantizedMatmulPath::Decode && p.m > DECODE_MAX_ROWS {
+        return Err(MlxError::invalid(
+            OP,
+            format!(
+                "the decode path takes at most {DECODE_MAX_ROWS} rows; m = {}",
+                p.m
+            ),
+        ));
+    }
+    let block = p.ggml_type.block_size();
+    if p.k % block != 0 {
+        return Err(MlxError::shape(
+            OP,
+            format!(
+                "k = {} is not a multiple of the {} block size {block}",
+                p.k,
+                p.ggml_type.name()
+            ),
+        ));
+    }
+    let product = |a: usize, b: usize, what: &str| {
+        a.checked_mul(b)
+            .ok_or_else(|| MlxError::shape(OP, format!("{what} overflows: {a} × {b}")))
+    };
+    validate::element_count(OP, "input", input, product(p.m, p.k, "m × k")?)?;
+    validate::element_count(OP, "output", output, product(p.m, p.n, "m × n")?)?;
+    let weight_bytes = product(p.n, p.ggml_type.row_bytes(p.k as u64)?, "n × row bytes")?;
+    if weight.byte_len() != weight_bytes {
+        return Err(MlxError::shape(
+            OP,
+            format!(
+                "weight holds {} bytes; {} rows of {} {} elements take {weight_bytes}",
+                weight.byte_len(),
+                p.n,
+                p.k,
+                p.ggml_type.name()
+            ),
+        ));
+    }
+    if output.overlaps(input) || output.overlaps(weight) {
+        return Err(MlxError::invalid(OP, "the output overlaps an input"));
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! `quantized_matmul_ggml` for every GGML type on every backend, against an
+//! f64 product of the CPU-dequantized weights (dequantization itself is
+//! checked against the `gguf` package's fixtures in `formats`).
+
+use mlx_native::formats::dequantize_to_vec;
+use mlx_native::ops::quantized_matmul::{
+    quantized_matmul_ggml, quantized_matmul_ggml_via, GgmlQuantizedMatmulParams,
+    QuantizedMatmulPath, DECODE_MAX_ROWS,
+};
+use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, MlxError};
+
+use crate::harness::*;
+
+backend_tests! {
+    quantized_matmul_every_type_and_row_count => check_every_type,
+    quantized_matmul_forced_paths_and_bf16 => check_paths_and_bf16,
+    quantized_matmul_weight_views_at_offsets => check_weight_views,
+    quantized_matmul_rejects_bad_input => check_errors,
+}
+
+const ROW_COUNTS: [usize; 11] = [1, 2, 3, 4, 5, 8, 9, 17, 64, 129, 512];
+
+/// One product: random input, random valid weight blocks, the f64
+/// reference, and for each output the sum of |x·w| that bounds its error.
+struct Case {
+    p: GgmlQuantizedMatmulParams,
+    x: Vec<f32>,
+    weight: Vec<u8>,
+    want: Vec<f64>,
+    magnitude: Vec<f64>,
+}
+
+impl Case {
+    fn new(ty: GgmlType, m: usize, n: usize, k: usize, seed: u64) -> Case {
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(m * k, -1.0, 1.0);
+        let weight = random_tensor_bytes(ty, n * k, &mut rng);
+        let w = dequantize_to_vec(ty, &weight).unwrap();
+        let (mut want, mut magnitude) = (vec![0f64; m * n], vec![0f64; m * n]);
+        for i in 0..m {
+            let xi = &x[i * k..(i + 1) * k];
+            for j in 0..n {
+                let wj = &w[j * k..(j + 1) * k];
+                let (s, a) = xi.iter().zip(wj).fold((0f64, 0f64), |(s, a), (&u, &v)| {
+                    let t = u as f64 * v as f64;
+                    (s + t, a + t.abs())
+                });
+                want[i * n + j] = s;
+                magnitude[i * n + j] = a;
+            }
+        }
+        let p = GgmlQuantizedMatmulParams {
+            m,
+            n,
+            k,
+            ggml_type: ty,
+        };
+        Case {
+            p,
+            x,
+            weight,
+            want,
+            magnitude,
+        }
+    }
+
+    /// Runs the op on `dev` with `dtype` input/output on `path`, into a
+    /// poisoned output, and checks every element within
+    /// `tol · Σ|x·w| + 1e-6`.
+    fn check(&self, dev: &MlxDevice, dtype: DType, path: QuantizedMatmulPath, tol: f64) {
+        let p = &self.p;
+        let input = float_buffer(dev, &self.x, dtype, &[p.m, p.k]);
+        let row_bytes = p.ggml_type.row_bytes(p.k as u64).unwrap();
+        let weight =
+            MlxBuffer::from_bytes(dev, &self.weight, DType::U8, &[p.n, row_bytes]).unwrap();
+        let output = poisoned(dev, dtype, &[p.m, p.n]);
+        let mut enc = dev.command_encoder().unwrap();
+        quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, p, path).unwrap();
+        enc.commit_and_wait().unwrap();
+        let got = read_f32(&output);
+        let what = format!(
+            "{} m={} n={} k={} {dtype} {path:?}",
+            p.ggml_type.name(),
+            p.m,
+            p.n,
+            p.k
+        );
+        for (i, ((&g, &w), &a)) in got.iter().zip(&self.want).zip(&self.magnitude).enumerate() {
+            let bound = tol * a + 1e-6;
+            assert!(
+                !g.is_nan() && (g as f64 - w).abs() <= bound,
+                "{what}: output {i} (row {}, col {}): got {g}, want {w}, bound {bound}",
+                i / p.n,
+                i % p.n
+            );
+        }
+    }
+}
+
+/// Error bound relative to Σ|x·w| for a path: f32 accumulation on the
+/// decode path and the CPU; bf16 operands on tensor cores; bf16 rounding
+/// of the input and the output for BF16 I/O.
+fn tolerance(dev: &MlxDevice, dtype: DType, path: QuantizedMatmulPath, m: usize) -> f64 {
+    let tensor_cores = dev.is_cuda() && path.resolve(m) == QuantizedMatmulPath::Prefill;
+    if dtype == DType::BF16 || tensor_cores {
+        1.6e-2
+    } else {
+        2e-5
+    }
+}
+
+/// k values for a type: one, three and (on CUDA) eleven blocks of 256.
+fn k_values(dev: &MlxDevice, ty: GgmlType) -> Vec<usize> {
+    let b = ty.block_size();
+    let mut ks = vec![b, 3 * b.max(32)];
+    if dev.is_cuda() {
+        ks.push(2816);
+    }
+    ks.dedup();
+    ks
+}
+
+fn check_every_type(dev: &MlxDevice) {
+    let n = if dev.is_cuda() { 301 } else { 37 };
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        for (ki, k) in k_values(dev, ty).into_iter().enumerate() {
+            for m in ROW_COUNTS {
+                // Keep the CPU debug build fast: large m only with small k.
+                if !dev.is_cuda() && m * k > 512 * 96 {
+                    continue;
+                }
+                let case = Case::new(ty, m, n, k, (t * 100 + ki * 20 + m) as u64);
+                let path = QuantizedMatmulPath::Auto;
+                case.check(dev, DType::F32, path, tolerance(dev, DType::F32, path, m));
+            }
+        }
+    }
+}
+
+fn check_paths_and_bf16(dev: &MlxDevice) {
+    let paths = [QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill];
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        let k = 2 * ty.block_size().max(128);
+        for m in [1, 3, DECODE_MAX_ROWS] {
+            let case = Case::new(ty, m, 67, k, 7000 + (t * 10 + m) as u64);
+            for path in paths {
+                for dtype in [DType::F32, DType::BF16] {
+                    case.check(dev, dtype, path, tolerance(dev, dtype, path, m));
+                }
+            }
+        }
+        let case = Case::new(ty, 33, 45, k, 9000 + t as u64);
+        let path = QuantizedMatmulPath::Prefill;
+        case.check(
+            dev,
+            DType::BF16,
+            path,
+            tolerance(dev, DType::BF16, path, 33),
+        );
+    }
+}
+
+/// The weight is a slice of a larger allocation (at a block-aligned byte
+/// offset) and the input and output are views too.
+fn check_weight_views(dev: &MlxDevice) {
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+    ] {
+        let (m, n, k) = (5, 19, 512);
+        let case = Case::new(ty, m, n, k, 31 + ty.id() as u64);
+        let row_bytes = ty.row_bytes(k as u64).unwrap();
+        let lead = 3 * ty.type_size();
+        let mut bytes = vec![0xEEu8; lead + case.weight.len() + 64];
+        bytes[lead..lead + case.weight.len()].copy_from_slice(&case.weight);
+        let whole = MlxBuffer::from_bytes(dev, &bytes, DType::U8, &[bytes.len()]).unwrap();
+        let weight = whole.slice_view(lead, n * row_bytes).unwrap();
+        let mut x = vec![9.0f32; 7];
+        x.extend_from_slice(&case.x);
+        let input_all = MlxBuffer::from_slice(dev, &x, &[x.len()]).unwrap();
+        let input = input_all.slice_view(7 * 4, m * k).unwrap();
+        let out_all = poisoned(dev, DType::F32, &[m * n + 11]);
+        let output = out_all.slice_view(5 * 4, m * n).unwrap();
+        for path in [QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill] {
+            let mut enc = dev.command_encoder().unwrap();
+            quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &case.p, path).unwrap();
+            enc.commit_and_wait().unwrap();
+            let all = read_f32(&out_all);
+            assert!(
+                all[..5].iter().chain(&all[5 + m * n..]).all(|v| v.is_nan()),
+                "{ty:?}: wrote outside the output view"
+            );
+            let tol = tolerance(dev, DType::F32, path, m);
+            for (i, &g) in all[5..5 + m * n].iter().enumerate() {
+                let bound = tol * case.magnitude[i] + 1e-6;
+                assert!(
+                    (g as f64 - case.want[i]).abs() <= bound,
+                    "{ty:?} {path:?} view: output {i}: got {g}, want {}",
+                    case.want[i]
+                );
+            }
+        }
+    }
+}
+
+fn check_errors(dev: &MlxDevice) {
+    let (m, n, k) = (2, 3, 64);
+    let ty = GgmlType::Q4_0;
+    let row_bytes = ty.row_bytes(k as u64).unwrap();
+    let p = GgmlQuantizedMatmulParams {
+        m,
+        n,
+        k,
+        ggml_type: ty,
+    };
+    let input = MlxBuffer::zeros(dev, DType::F32, &[m, k]).unwrap();
+    let weight = MlxBuffer::zeros(dev, DType::U8, &[n, row_bytes]).unwrap();
+    let output = MlxBuffer::zeros(dev, DType::F32, &[m, n]).unwrap();
+    let mut enc = dev.command_encoder().unwrap();
+    let mut run = |input: &MlxBuffer,
+                   weight: &MlxBuffer,
+                   output: &MlxBuffer,
+                   p: GgmlQuantizedMatmulParams| {
+        quantized_matmul_ggml(&mut enc, input, weight, output, &p).unwrap_err()
+    };
+    let expect = |e: MlxError, needle: &str| {
+        let s = e.to_string();
+        assert!(
+            s.contains("quantized_matmul_ggml") && s.contains(needle),
+            "{s:?} lacks {needle:?}"
+        );
+    };
+    expect(
+        run(
+            &input,
+            &weight,
+            &output,
+            GgmlQuantizedMatmulParams { k: 48, ..p },
+        ),
+        "not a multiple",
+    );
+    let small = MlxBuffer::zeros(dev, DType::U8, &[n * row_bytes - 1]).unwrap();
+    expect(run(&input, &small, &output, p), "weight holds");
+    let f16_in = MlxBuffer::zeros(dev, DType::F16, &[m, k]).unwrap();
+    expect(run(&f16_in, &weight, &output, p), "input");
+    let bf16_out = MlxBuffer::zeros(dev, DType::BF16, &[m, n]).unwrap();
+    expect(run(&input, &weight, &bf16_out, p), "output");
+    let f32_weight = MlxBuffer::zeros(dev, DType::F32, &[n, row_bytes / 4]).unwrap();
+    expect(run(&input, &f32_weight, &output, p), "weight");
+    expect(
+        run(
+            &input,
+            &weight,
+            &output,
+            GgmlQuantizedMatmulParams { n: 4, ..p },
+        ),
+        "output",
+    );
+    expect(
+        run(
+            &input,
+            &weight,
+            &output,
+            GgmlQuantizedMatmulParams { m: 0, ..p },
+        ),
+        "positive",
+    );
+    let other = if dev.is_cuda() {
+        MlxDevice::cpu()
+    } else {
+        dev.clone()
+    };
+    if dev.is_cuda() {
+        let cpu_out = MlxBuffer::zeros(&other, DType::F32, &[m, n]).unwrap();
+        expect(run(&input, &weight, &cpu_out, p), "output");
+    }
+    let big = GgmlQuantizedMatmulParams { m: 9, ..p };
+    let input9 = MlxBuffer::zeros(dev, DType::F32, &[9, k]).unwrap();
+    let output9 = MlxBuffer::zeros(dev, DType::F32, &[9, n]).unwrap();
+    let mut enc = dev.command_encoder().unwrap();
+    let e = quantized_matmul_ggml_via(
+        &mut enc,
+        &input9,
+        &weight,
+        &output9,
+        &big,
+        QuantizedMatmulPath::Decode,
+    )
+    .unwrap_err();
+    expect(e, "at most 8 rows");
+    let aliased = MlxBuffer::zeros(dev, DType::F32, &[m * k]).unwrap();
+    let out_alias = aliased.slice_view(0, m * n).unwrap();
+    let mut enc = dev.command_encoder().unwrap();
+    let e = quantized_matmul_ggml(
+        &mut enc,
+        &aliased.with_shape(&[m, k]).unwrap(),
+        &weight,
+        &out_alias,
+        &p,
+    )
+    .unwrap_err();
+    expect(e, "overlaps");
+}
