@@ -15,6 +15,10 @@ mod gguf;
 pub mod inspect;
 mod quants;
 
+/// The CUDA mirror of the block structs, registered with every kernel
+/// registry as `ggml_blocks.cuh`.
+pub const GGML_BLOCKS_CUH: &str = include_str!("ggml_blocks.cuh");
+
 pub use blocks::{block_layout_table, BLOCK_LAYOUT_TABLE_LEN};
 pub use error::GgufParseError;
 pub use ggml_type::{BlockVisitor, GgmlType};

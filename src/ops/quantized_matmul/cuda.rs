@@ -1,16 +1,22 @@
+//! The CUDA launcher: sends each product to the decode or the prefill
+//! kernels.
+
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
-use crate::{CommandEncoder, MlxBuffer, MlxError, Result};
+use crate::{CommandEncoder, MlxBuffer, Result};
+
+pub(crate) use super::decode::{KERNELS as DECODE_KERNELS, SOURCE as DECODE_SOURCE};
+pub(crate) use super::prefill::{KERNELS as PREFILL_KERNELS, SOURCE as PREFILL_SOURCE};
 
 pub(super) fn quantized_matmul(
-    _enc: &mut CommandEncoder,
-    _input: &MlxBuffer,
-    _weight: &MlxBuffer,
-    _output: &MlxBuffer,
-    _p: &GgmlQuantizedMatmulParams,
-    _path: QuantizedMatmulPath,
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    p: &GgmlQuantizedMatmulParams,
+    path: QuantizedMatmulPath,
 ) -> Result<()> {
-    Err(MlxError::unsupported(
-        super::OP,
-        "the CUDA kernels are not written yet",
-    ))
+    match path {
+        QuantizedMatmulPath::Prefill => super::prefill::launch(enc, input, weight, output, p),
+        _ => super::decode::launch(enc, input, weight, output, p),
+    }
 }

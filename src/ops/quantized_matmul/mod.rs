@@ -19,6 +19,8 @@
 
 mod cpu;
 pub(crate) mod cuda;
+mod decode;
+mod prefill;
 
 use crate::formats::GgmlType;
 use crate::ops::validate;

@@ -41,11 +41,6 @@ fn check_load_tensor(dev: &MlxDevice) {
 fn cuda_block_structs_match_rust_layout() {
     let dev = crate::harness::cuda_device();
     let r = dev.registry();
-    r.register_header(
-        "ggml_blocks.cuh",
-        include_str!("../../../src/formats/ggml_blocks.cuh"),
-    )
-    .unwrap();
     r.register_source(
         "ggml_block_layout",
         include_str!("../../../src/formats/ggml_block_layout.cu"),

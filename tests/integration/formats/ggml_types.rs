@@ -94,7 +94,7 @@ fn block_layout_table_has_expected_length_and_sizes() {
 fn cuda_header_sizes_match_rust_sizes() {
     // The header is compiled on the GPU test path; here check its
     // static_asserts state the same sizes as the Rust structs.
-    let header = include_str!("../../../src/formats/ggml_blocks.cuh");
+    let header = mlx_native::formats::GGML_BLOCKS_CUH;
     for ty in GgmlType::ALL.into_iter().filter(|t| t.block_size() > 1) {
         let needle = format!(
             "sizeof(block_{}) == {},",

@@ -1,0 +1,2 @@
+#include "mlxn_prelude.cuh"
+#include "ggml_blocks.cuh"

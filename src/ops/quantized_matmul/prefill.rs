@@ -1,0 +1,20 @@
+//! The prefill kernels' launcher.
+
+use super::GgmlQuantizedMatmulParams;
+use crate::{CommandEncoder, MlxBuffer, MlxError, Result};
+
+pub(crate) const SOURCE: &str = include_str!("prefill.cu");
+pub(crate) const KERNELS: &[&str] = &[];
+
+pub(super) fn launch(
+    _enc: &mut CommandEncoder,
+    _input: &MlxBuffer,
+    _weight: &MlxBuffer,
+    _output: &MlxBuffer,
+    _p: &GgmlQuantizedMatmulParams,
+) -> Result<()> {
+    Err(MlxError::unsupported(
+        super::OP,
+        "the prefill kernels are not written yet",
+    ))
+}
