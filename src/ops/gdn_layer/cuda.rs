@@ -40,6 +40,9 @@ pub(crate) const KERNELS: &[&str] = &[
 /// Mirrors of the constants in `gdn_layer.cu`.
 const CONV_TOKENS_PER_THREAD: usize = 16;
 const CONV_WINDOW_MAX: usize = 4;
+const CONV_VEC: usize = 4;
+const CONV_THREADS: usize = 256;
+const CONV_MIN_BLOCKS: usize = 2;
 const NORM_VEC4_MAX_DIM: usize = 4 * 32 * 4;
 const NORM_SCALAR_MAX_DIM: usize = 32 * 8;
 
@@ -86,18 +89,35 @@ pub(super) fn ssm_conv(
     p: &SsmConvParams,
 ) -> Result<()> {
     let dt = dtype_suffix(x.dtype());
-    let vec = 16 / x.dtype().size_of();
     let (name, vec, tokens_per_thread) = if p.kernel_width > CONV_WINDOW_MAX {
         let tpt = CONV_TOKENS_PER_THREAD.max(p.kernel_width - 1);
         (format!("ssm_conv_any_width_{dt}"), 1, tpt)
-    } else if p.channels % vec == 0
-        && aligned(16, &[Some(x), Some(out), conv_state_in, conv_state_out])
+    } else if p.channels % CONV_VEC == 0
+        && aligned(
+            CONV_VEC * x.dtype().size_of(),
+            &[Some(x), Some(out), conv_state_in, conv_state_out],
+        )
     {
-        (format!("ssm_conv_w4_vec_{dt}"), vec, CONV_TOKENS_PER_THREAD)
+        (
+            format!("ssm_conv_w4_vec_{dt}"),
+            CONV_VEC,
+            CONV_TOKENS_PER_THREAD,
+        )
     } else {
         (format!("ssm_conv_w4_{dt}"), 1, CONV_TOKENS_PER_THREAD)
     };
-    let threads = (p.batch * p.seq_len.div_ceil(tokens_per_thread) * (p.channels / vec)) as u64;
+    // A thread keeps one channel group and strides over the token blocks:
+    // one wave of resident threads, the blocks spread evenly over them.
+    let vecs = p.channels / vec;
+    let items = p.batch * p.seq_len.div_ceil(tokens_per_thread);
+    let sms = enc
+        .device()
+        .cuda_properties()
+        .map_or(1, |d| d.sm_count as usize);
+    let resident = sms * CONV_THREADS * CONV_MIN_BLOCKS;
+    let rounds = items.div_ceil(resident.div_ceil(vecs).clamp(1, items));
+    let lanes = items.div_ceil(rounds);
+    let threads = (vecs * lanes) as u64;
     let (batch, seq_len, channels, width) = (
         p.batch as u32,
         p.seq_len as u32,

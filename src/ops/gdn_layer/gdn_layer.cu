@@ -33,27 +33,41 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[VEC]) {
     *reinterpret_cast<Raw*>(p) = u.raw;
 }
 
-// x · sigmoid(x), finite for every finite x (exp overflow gives −0).
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+// x · sigmoid(x) with the hardware exp2 and reciprocal: these kernels move
+// 2 to 4 bytes per element, so the precise expf and IEEE division would
+// make them issue-bound. Relative error ≈ (2 + |x|) · 2^-23; for x < −87
+// the exp overflows (or its reciprocal flushes) and the result is −0, the
+// limit.
+__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
 
 // ---------------------------------------------------------------------------
 // ssm_conv: y[t, c] = silu(bias[c] + Σ_{j<W} weight[c, W−1−j] · in(t − j, c)),
 // with in(p) = x[p] for p ≥ 0 and the carried state row W − 1 + p for p < 0.
 //
-// A thread owns VEC channels of CONV_TOKENS_PER_THREAD consecutive tokens of
-// one sequence and walks them with the last W inputs in registers, so each
-// x element is read from DRAM once (the W − 1 halo rows before its first
-// token are read again by the neighbouring thread, from L2). Only the
-// thread of the first token block reads the carried state (its block is
-// at least W − 1 tokens long), and that same thread writes the new state
-// after it has read the old one: so the state may be updated in place.
+// Work items are blocks of CONV_TOKENS_PER_THREAD consecutive tokens of one
+// sequence × VEC channels. A thread keeps its channels (and their weights,
+// in registers) and strides over the token blocks of every sequence, so the
+// weights are read once per thread; inside a block it walks the tokens with
+// the last W inputs in registers, so each x element is read from DRAM once
+// (the W − 1 halo rows before a block are read again, from L2). Only the
+// item of a sequence's first block reads its carried state (a block is at
+// least W − 1 tokens long), and that item writes the new state after it
+// has read the old one: so the state may be updated in place.
 // ---------------------------------------------------------------------------
 
 #define CONV_TOKENS_PER_THREAD 16
 // Tokens whose loads a thread issues together before using them.
-#define CONV_LOAD_GROUP 4
+#define CONV_LOAD_GROUP 16
 // The register-window kernel handles W ≤ CONV_WINDOW_MAX.
 #define CONV_WINDOW_MAX 4
+#define CONV_THREADS 256
+// Channels per thread in the vectorized kernel: 16-byte F32 or 8-byte
+// F16/BF16 accesses (a warp still reads 256 or 512 contiguous bytes per
+// row); more would cost registers and so occupancy.
+#define CONV_VEC 4
+// Blocks of CONV_THREADS each multiprocessor must hold (caps registers at
+// 85), so that the launcher's one wave of threads is resident at once.
+#define CONV_MIN_BLOCKS 2
 
 // Input of a sequence at token p (p < 0: its carried state; zeros without one).
 // `xb` and `sb` point at the thread's first channel of the sequence.
@@ -82,27 +96,8 @@ __device__ void conv_write_state(const T* xb, const T* sb, T* sob, int seq_len, 
     }
 }
 
-// Splits a flat thread index into (sequence, token block, first channel).
-struct ConvThread {
-    u32 b, t0, c0;
-    bool valid;
-};
-
-__device__ __forceinline__ ConvThread conv_thread(u32 batch, u32 seq_len, u32 channels, u32 vec, u32 tokens_per_thread) {
-    ConvThread th;
-    const u32 vecs = channels / vec;
-    const u32 blocks = (seq_len + tokens_per_thread - 1) / tokens_per_thread;
-    const u64 idx = global_thread_index();
-    th.valid = idx < (u64)batch * blocks * vecs;
-    const u64 rest = idx / vecs;
-    th.c0 = (u32)(idx % vecs) * vec;
-    th.t0 = (u32)(rest % blocks) * tokens_per_thread;
-    th.b = (u32)(rest / blocks);
-    return th;
-}
-
 // VEC elements of one row kept as loaded (2 bytes each for F16/BF16), so
-// a thread's window and prefetched rows cost half the registers of f32.
+// the rows a thread has in flight cost half the registers of f32.
 template <typename T, int VEC>
 struct RawRow {
     typedef typename RawOf<VEC * sizeof(T)>::type Raw;
@@ -111,116 +106,150 @@ struct RawRow {
     __device__ __forceinline__ float operator[](int k) const { return to_f32(u.e[k]); }
 };
 
-template <typename T, int VEC>
-__device__ __forceinline__ void conv_input_raw(const T* xb, const T* sb, int p, u32 width, u32 channels,
-                                               RawRow<T, VEC>& v) {
-    if (p >= 0) {
-        v.load(xb + (u64)p * channels);
-    } else if (sb != nullptr) {
-        v.load(sb + (u64)((int)width - 1 + p) * channels);
-    } else {
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) v.u.e[k] = from_f32<T>(0.0f);
-    }
+// Thread `idx` owns channel group idx % vecs and visits items idx / vecs,
+// + lanes, + 2·lanes, … of the batch × blocks token blocks.
+struct ConvWork {
+    u32 c0, first_item, lanes;
+    bool valid;
+};
+
+__device__ __forceinline__ ConvWork conv_work(u32 channels, u32 vec) {
+    ConvWork w;
+    const u32 vecs = channels / vec;
+    const u64 idx = global_thread_index();
+    w.c0 = (u32)(idx % vecs) * vec;
+    w.first_item = (u32)(idx / vecs);
+    w.lanes = (u32)(grid_threads() / vecs);
+    w.valid = idx < (u64)w.lanes * vecs;
+    return w;
 }
 
 template <typename T, int VEC>
 __device__ void ssm_conv_window_impl(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
                                      T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width) {
     constexpr int WMAX = CONV_WINDOW_MAX;
-    const ConvThread th = conv_thread(batch, seq_len, channels, VEC, CONV_TOKENS_PER_THREAD);
-    if (!th.valid) return;
-    const u64 seq_off = (u64)th.b * seq_len * channels + th.c0;
-    const T* xb = x + seq_off;
-    T* ob = out + seq_off;
-    const u64 state_off = (u64)th.b * (width - 1) * channels + th.c0;
-    const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+    const ConvWork work = conv_work(channels, VEC);
+    if (!work.valid) return;
+    const u32 c0 = work.c0;
 
     // wl[j]: the weight of the input j tokens back (weight[c, W − 1 − j]).
     float wl[WMAX][VEC], bv[VEC];
+    const bool w4 = width == WMAX && ((u64)weight & 15) == 0;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-        const float* wc = weight + (u64)(th.c0 + k) * width;
+        const float* wc = weight + (u64)(c0 + k) * width;
+        if (w4) {
+            float w[WMAX];
+            load_vec<float, WMAX>(wc, w);
 #pragma unroll
-        for (int j = 0; j < WMAX; ++j) wl[j][k] = j < (int)width ? wc[width - 1 - j] : 0.0f;
-        bv[k] = bias != nullptr ? bias[th.c0 + k] : 0.0f;
-    }
-    // win[j] = in(t − j); win[0] is the current token, loaded per step.
-    RawRow<T, VEC> win[WMAX];
-#pragma unroll
-    for (int j = 1; j < WMAX; ++j) {
-        if (j < (int)width) {
-            conv_input_raw<T, VEC>(xb, sb, (int)th.t0 - j, width, channels, win[j]);
+            for (int j = 0; j < WMAX; ++j) wl[j][k] = w[WMAX - 1 - j];
         } else {
 #pragma unroll
-            for (int k = 0; k < VEC; ++k) win[j].u.e[k] = from_f32<T>(0.0f);
+            for (int j = 0; j < WMAX; ++j) wl[j][k] = j < (int)width ? wc[width - 1 - j] : 0.0f;
         }
+        bv[k] = bias != nullptr ? bias[c0 + k] : 0.0f;
     }
-    const int t_end = (int)th.t0 + CONV_TOKENS_PER_THREAD < (int)seq_len ? (int)th.t0 + CONV_TOKENS_PER_THREAD
-                                                                          : (int)seq_len;
+
+    const u32 blocks = (seq_len + CONV_TOKENS_PER_THREAD - 1) / CONV_TOKENS_PER_THREAD;
+    for (u32 item = work.first_item; item < batch * blocks; item += work.lanes) {
+        const u32 b = item / blocks;
+        const int t0 = (int)((item % blocks) * CONV_TOKENS_PER_THREAD);
+        const u64 seq_off = (u64)b * seq_len * channels + c0;
+        const T* xb = x + seq_off;
+        T* ob = out + seq_off;
+        const u64 state_off = (u64)b * (width - 1) * channels + c0;
+        const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+
+        // win[j] = in(t − j); win[0] is the current token.
+        float win[WMAX][VEC];
 #pragma unroll
-    for (int g = 0; g < CONV_TOKENS_PER_THREAD; g += CONV_LOAD_GROUP) {
-        RawRow<T, VEC> cur[CONV_LOAD_GROUP];
+        for (int j = 1; j < WMAX; ++j) {
+            if (j < (int)width) {
+                conv_input<T, VEC>(xb, sb, t0 - j, width, channels, win[j]);
+            } else {
 #pragma unroll
-        for (int i = 0; i < CONV_LOAD_GROUP; ++i) {
-            const int t = (int)th.t0 + g + i;
-            if (t < t_end) cur[i].load(xb + (u64)t * channels);
-        }
-#pragma unroll
-        for (int i = 0; i < CONV_LOAD_GROUP; ++i) {
-            const int t = (int)th.t0 + g + i;
-            if (t < t_end) {
-                win[0] = cur[i];
-                float y[VEC];
-#pragma unroll
-                for (int k = 0; k < VEC; ++k) {
-                    float acc = bv[k];
-                    // Oldest input first: the order of the decode kernel, so
-                    // prefill and decode round alike.
-#pragma unroll
-                    for (int j = WMAX - 1; j >= 0; --j) {
-                        if (j < (int)width) acc = fmaf(wl[j][k], win[j][k], acc);
-                    }
-                    y[k] = silu(acc);
-                }
-                store_vec<T, VEC>(ob + (u64)t * channels, y);
-#pragma unroll
-                for (int j = WMAX - 1; j > 0; --j) win[j] = win[j - 1];
+                for (int k = 0; k < VEC; ++k) win[j][k] = 0.0f;
             }
         }
-    }
-    if (th.t0 == 0 && state_out != nullptr) {
-        conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+        const int t_end = t0 + CONV_TOKENS_PER_THREAD < (int)seq_len ? t0 + CONV_TOKENS_PER_THREAD : (int)seq_len;
+        // Running pointers, so no per-row 64-bit offset stays live from a
+        // row's load to its store.
+        const T* px = xb + (u64)t0 * channels;
+        T* po = ob + (u64)t0 * channels;
+#pragma unroll 1
+        for (int g = t0; g < t_end; g += CONV_LOAD_GROUP) {
+            RawRow<T, VEC> cur[CONV_LOAD_GROUP];
+#pragma unroll
+            for (int i = 0; i < CONV_LOAD_GROUP; ++i) {
+                if (g + i < t_end) cur[i].load(px);
+                px += channels;
+            }
+#pragma unroll
+            for (int i = 0; i < CONV_LOAD_GROUP; ++i) {
+                if (g + i < t_end) {
+#pragma unroll
+                    for (int k = 0; k < VEC; ++k) win[0][k] = cur[i][k];
+                    float y[VEC];
+#pragma unroll
+                    for (int k = 0; k < VEC; ++k) {
+                        float acc = bv[k];
+                        // Oldest input first: the order of the decode kernel,
+                        // so prefill and decode round alike.
+#pragma unroll
+                        for (int j = WMAX - 1; j >= 0; --j) {
+                            if (j < (int)width) acc = fmaf(wl[j][k], win[j][k], acc);
+                        }
+                        y[k] = silu(acc);
+                    }
+                    store_vec<T, VEC>(po, y);
+                    po += channels;
+#pragma unroll
+                    for (int j = WMAX - 1; j > 0; --j) {
+#pragma unroll
+                        for (int k = 0; k < VEC; ++k) win[j][k] = win[j - 1][k];
+                    }
+                }
+            }
+        }
+        if (t0 == 0 && state_out != nullptr) {
+            conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+        }
     }
 }
 
 // Any width: one channel per thread, the W taps read per output (from L1 /
 // L2 after the first touch); blocks of max(16, W − 1) tokens keep the
-// state reads in the first block.
+// state reads in the first block of each sequence.
 template <typename T>
 __device__ void ssm_conv_any_width_impl(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
                                         T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width,
                                         u32 tokens_per_thread) {
-    const ConvThread th = conv_thread(batch, seq_len, channels, 1, tokens_per_thread);
-    if (!th.valid) return;
-    const u64 seq_off = (u64)th.b * seq_len * channels + th.c0;
-    const T* xb = x + seq_off;
-    const u64 state_off = (u64)th.b * (width - 1) * channels + th.c0;
-    const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
-    const float* wc = weight + (u64)th.c0 * width;
-    const float b0 = bias != nullptr ? bias[th.c0] : 0.0f;
-    const int t_end = (int)(th.t0 + tokens_per_thread < seq_len ? th.t0 + tokens_per_thread : seq_len);
-    for (int t = (int)th.t0; t < t_end; ++t) {
-        float acc = b0;
-        for (u32 i = 0; i < width; ++i) {  // oldest input first, as in decode
-            float v[1];
-            conv_input<T, 1>(xb, sb, t - (int)(width - 1 - i), width, channels, v);
-            acc = fmaf(wc[i], v[0], acc);
+    const ConvWork work = conv_work(channels, 1);
+    if (!work.valid) return;
+    const u32 c = work.c0;
+    const float* wc = weight + (u64)c * width;
+    const float b0 = bias != nullptr ? bias[c] : 0.0f;
+    const u32 blocks = (seq_len + tokens_per_thread - 1) / tokens_per_thread;
+    for (u32 item = work.first_item; item < batch * blocks; item += work.lanes) {
+        const u32 b = item / blocks;
+        const u32 t0 = (item % blocks) * tokens_per_thread;
+        const u64 seq_off = (u64)b * seq_len * channels + c;
+        const T* xb = x + seq_off;
+        const u64 state_off = (u64)b * (width - 1) * channels + c;
+        const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+        const int t_end = (int)(t0 + tokens_per_thread < seq_len ? t0 + tokens_per_thread : seq_len);
+        for (int t = (int)t0; t < t_end; ++t) {
+            float acc = b0;
+            for (u32 i = 0; i < width; ++i) {  // oldest input first, as in decode
+                float v[1];
+                conv_input<T, 1>(xb, sb, t - (int)(width - 1 - i), width, channels, v);
+                acc = fmaf(wc[i], v[0], acc);
+            }
+            out[seq_off + (u64)t * channels] = from_f32<T>(silu(acc));
         }
-        out[seq_off + (u64)t * channels] = from_f32<T>(silu(acc));
-    }
-    if (th.t0 == 0 && state_out != nullptr) {
-        conv_write_state<T, 1>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+        if (t0 == 0 && state_out != nullptr) {
+            conv_write_state<T, 1>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+        }
     }
 }
 
@@ -254,11 +283,17 @@ __device__ void ssm_conv_decode_impl(const T* x, const float* weight, const floa
 template <typename T, int VEC>
 __device__ void gdn_gates_impl(const T* a, const T* b, const float* a_log, const float* dt_bias, float* g,
                                float* beta, u64 n, u32 heads) {
-    for (u64 i = global_thread_index() * VEC; i < n; i += grid_threads() * VEC) {
+    const u64 stride = grid_threads() * VEC;
+    // The head of element i, kept up to date without a 64-bit division per step.
+    const u32 stride_heads = (u32)(stride % heads);
+    u32 h_first = (u32)((global_thread_index() * VEC) % heads);
+    for (u64 i = global_thread_index() * VEC; i < n; i += stride) {
         float av[VEC], bv[VEC], gv[VEC], betav[VEC];
         load_vec<T, VEC>(a + i, av);
         load_vec<T, VEC>(b + i, bv);
-        u32 h = (u32)(i % heads);
+        u32 h = h_first;
+        h_first += stride_heads;
+        if (h_first >= heads) h_first -= heads;
 #pragma unroll
         for (int k = 0; k < VEC; ++k) {
             const float s = av[k] + dt_bias[h];
@@ -343,10 +378,12 @@ __device__ void rms_norm_gated_wide_impl(const T* o, const T* z, const float* we
 #define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width
 
 #define GDN_LAYER_KERNELS(DN, T)                                                                               \
-    extern "C" __global__ void ssm_conv_w4_vec_##DN(CONV_ARGS(T)) {                                            \
-        ssm_conv_window_impl<T, 16 / sizeof(T)>(CONV_PASS);                                                    \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS) ssm_conv_w4_vec_##DN(CONV_ARGS(T)) {        \
+        ssm_conv_window_impl<T, CONV_VEC>(CONV_PASS);                                                          \
     }                                                                                                          \
-    extern "C" __global__ void ssm_conv_w4_##DN(CONV_ARGS(T)) { ssm_conv_window_impl<T, 1>(CONV_PASS); }       \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS) ssm_conv_w4_##DN(CONV_ARGS(T)) {             \
+        ssm_conv_window_impl<T, 1>(CONV_PASS);                                                                 \
+    }                                                                                                          \
     extern "C" __global__ void ssm_conv_any_width_##DN(CONV_ARGS(T), u32 tokens_per_thread) {                  \
         ssm_conv_any_width_impl<T>(CONV_PASS, tokens_per_thread);                                              \
     }                                                                                                          \

@@ -197,7 +197,7 @@ fn check_conv_params(op: &'static str, p: &SsmConvParams) -> Result<()> {
         .checked_mul(p.seq_len.max(p.kernel_width))
         .and_then(|n| n.checked_mul(p.channels))
         .is_some_and(|n| n <= i64::MAX as usize)
-        && u32::try_from(p.seq_len).is_ok()
+        && u32::try_from(p.batch * p.seq_len).is_ok()
         && u32::try_from(p.channels * p.kernel_width).is_ok();
     if !fits {
         return Err(MlxError::shape(op, format!("{p:?} is too large")));

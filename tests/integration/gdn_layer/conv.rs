@@ -72,6 +72,10 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         cases.push(c(3, 300, 4104, 4, true, true));
         cases.push(c(2, 300, 4097, 4, false, true));
         cases.push(c(2, 1000, 1032, 4, true, true));
+        // More token blocks than resident threads: each thread visits
+        // several, across sequences.
+        cases.push(c(4, 2000, 2048, 4, true, true));
+        cases.push(c(2, 3000, 4001, 6, true, true));
     }
     let mut rng = Rng::new(4100);
     let mut enc = dev.command_encoder().unwrap();

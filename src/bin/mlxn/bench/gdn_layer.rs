@@ -10,7 +10,7 @@ use mlx_native::ops::gdn_layer::{
     gdn_gates, rms_norm_gated, ssm_conv, ssm_conv_decode, GdnGatesParams, RmsNormGatedParams,
     SsmConvParams,
 };
-use mlx_native::{DType, MlxBuffer, MlxDevice, Result};
+use mlx_native::{CommandEncoder, DType, MlxBuffer, MlxDevice, Result};
 
 use super::limits::{copy_gbs, gb_per_s};
 use super::{progress, time_ms, Row};
@@ -18,6 +18,23 @@ use super::{progress, time_ms, Row};
 /// Bytes the inputs of one call set should exceed together (the L2 is 50
 /// to 60 MB on an H100/H200).
 const ROTATE_BYTES: usize = 256 << 20;
+
+/// Calls per timed repetition, back to back: the GPU time of one call then
+/// excludes the host's gap between the timing event and the first launch.
+const CALLS: usize = 10;
+
+/// Median GPU milliseconds of one call of `f`, which gets the index of the
+/// call (to rotate its inputs).
+fn time_call(
+    enc: &mut CommandEncoder,
+    reps: usize,
+    mut f: impl FnMut(&mut CommandEncoder, usize) -> Result<()>,
+) -> Result<f64> {
+    let ms = time_ms(enc, 1, reps, |e, i| {
+        (0..CALLS).try_for_each(|r| f(e, i * CALLS + r))
+    })?;
+    Ok(ms / CALLS as f64)
+}
 
 /// How many input sets of `bytes` each make the working set exceed the L2.
 fn sets_for(bytes: usize) -> usize {
@@ -37,13 +54,13 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let cuda = device.is_cuda();
     let tokens = if cuda { 4096 } else { 256 };
     let reps = match (cuda, quick) {
-        (true, false) => 50,
-        (true, true) => 10,
+        (true, false) => 30,
+        (true, true) => 5,
         (false, _) => 3,
     };
     let copy_bytes = if cuda { 1 << 30 } else { 1 << 26 };
     progress("gdn layer ops: copy bandwidth limit");
-    let (limit, limit_name) = copy_gbs(device, copy_bytes, reps.min(20))?;
+    let (limit, limit_name) = copy_gbs(device, copy_bytes, 20)?;
     let mut rows = vec![Row::new(format!("limit: {limit_name}"), limit, "GB/s")];
     let mut enc = device.command_encoder()?;
     let gbs_row = |name: String, bytes: usize, ms: f64| {
@@ -74,7 +91,7 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             .map(|_| MlxBuffer::zeros(device, dtype, &[n]))
             .collect::<Result<Vec<_>>>()?;
         let state = filled(device, dtype, state_n, 0.1)?;
-        let ms = time_ms(&mut enc, 3, reps, |e, i| {
+        let ms = time_call(&mut enc, reps, |e, i| {
             let k = i % sets;
             ssm_conv(
                 e,
@@ -111,7 +128,7 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             .map(|_| filled(device, dtype, batch * channels, 0.3))
             .collect::<Result<Vec<_>>>()?;
         let out = MlxBuffer::zeros(device, dtype, &[batch * channels])?;
-        let ms = time_ms(&mut enc, 3, reps, |e, i| {
+        let ms = time_call(&mut enc, reps, |e, i| {
             let k = i % sets;
             ssm_conv_decode(e, &xs[k], &weight, None, &states[k], &out, &pd)
         })?;
@@ -145,7 +162,7 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             .iter()
             .map(|b| Ok((b.slice_view(0, n)?, b.slice_view(2 * n, n)?)))
             .collect::<Result<Vec<_>>>()?;
-        let ms = time_ms(&mut enc, 3, reps, |e, i| {
+        let ms = time_call(&mut enc, reps, |e, i| {
             let (a, b) = &views[i % sets];
             gdn_gates(e, a, b, &a_log, &dt_bias, &g, &beta, &pg)
         })?;
@@ -173,7 +190,7 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         .map(|_| MlxBuffer::zeros(device, DType::BF16, &[n]))
         .collect::<Result<Vec<_>>>()?;
     let pn = RmsNormGatedParams { eps: 1e-6 };
-    let ms = time_ms(&mut enc, 3, reps, |e, i| {
+    let ms = time_call(&mut enc, reps, |e, i| {
         let k = i % sets;
         rms_norm_gated(e, &os[k], &zs[k], &weight_norm, &outs[k], &pn)
     })?;
