@@ -67,7 +67,7 @@ pub fn rows(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         Row::new(name, gb_per_s(bytes as f64, ms), "GB/s")
             .against(limit_name, limit)
             .note(format!(
-                "{:.1} us, {:.1} MB moved",
+                "{:.1} us per call ({CALLS} back to back), {:.1} MB moved",
                 ms * 1e3,
                 bytes as f64 / 1e6
             ))
