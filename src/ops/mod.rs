@@ -7,6 +7,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod fill;
 pub mod gdn;
+pub mod gdn_layer;
 mod host;
 pub mod quantized_matmul;
 mod validate;
@@ -18,7 +19,7 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 6] = [
+    let modules: [(&str, &'static str, &[&str]); 7] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -26,6 +27,11 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             "elementwise",
             elementwise::cuda::SOURCE,
             elementwise::cuda::KERNELS,
+        ),
+        (
+            "gdn_layer",
+            gdn_layer::cuda::SOURCE,
+            gdn_layer::cuda::KERNELS,
         ),
         (
             "quantized_matmul_decode",
@@ -38,8 +44,11 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             quantized_matmul::cuda::PREFILL_KERNELS,
         ),
     ];
+    // A module whose kernels are still to come (an empty list) is skipped:
+    // the registry refuses a module that names no kernels.
     modules
         .iter()
+        .filter(|(_, _, kernels)| !kernels.is_empty())
         .try_for_each(|(name, source, kernels)| registry.register_module(name, *source, kernels))
 }
 

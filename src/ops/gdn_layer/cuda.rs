@@ -1,0 +1,250 @@
+//! The CUDA launcher: picks the vectorized kernel where every row the
+//! kernel touches is aligned for it, else the one-element-per-access one.
+
+use super::{GdnGatesParams, RmsNormGatedParams, SsmConvParams};
+use crate::encoder::{KernelArg, LaunchConfig};
+use crate::ops::grid_stride_launch;
+use crate::{CommandEncoder, DType, MlxBuffer, Result};
+
+pub(crate) const SOURCE: &str = include_str!("gdn_layer.cu");
+pub(crate) const KERNELS: &[&str] = &[
+    "ssm_conv_w4_vec_f32",
+    "ssm_conv_w4_vec_f16",
+    "ssm_conv_w4_vec_bf16",
+    "ssm_conv_w4_f32",
+    "ssm_conv_w4_f16",
+    "ssm_conv_w4_bf16",
+    "ssm_conv_any_width_f32",
+    "ssm_conv_any_width_f16",
+    "ssm_conv_any_width_bf16",
+    "ssm_conv_decode_f32",
+    "ssm_conv_decode_f16",
+    "ssm_conv_decode_bf16",
+    "gdn_gates_vec4_f32",
+    "gdn_gates_vec4_f16",
+    "gdn_gates_vec4_bf16",
+    "gdn_gates_f32",
+    "gdn_gates_f16",
+    "gdn_gates_bf16",
+    "rms_norm_gated_vec4_f32",
+    "rms_norm_gated_vec4_f16",
+    "rms_norm_gated_vec4_bf16",
+    "rms_norm_gated_f32",
+    "rms_norm_gated_f16",
+    "rms_norm_gated_bf16",
+    "rms_norm_gated_wide_f32",
+    "rms_norm_gated_wide_f16",
+    "rms_norm_gated_wide_bf16",
+];
+
+/// Mirrors of the constants in `gdn_layer.cu`.
+const CONV_TOKENS_PER_THREAD: usize = 16;
+const CONV_WINDOW_MAX: usize = 4;
+const CONV_VEC: usize = 4;
+const CONV_THREADS: usize = 256;
+const CONV_MIN_BLOCKS: usize = 2;
+const NORM_VEC4_MAX_DIM: usize = 4 * 32 * 4;
+const NORM_SCALAR_MAX_DIM: usize = 32 * 8;
+
+const THREADS: u32 = 256;
+
+/// A null pointer for an absent optional buffer.
+const NULL: u64 = 0;
+
+fn optional(b: Option<&MlxBuffer>) -> KernelArg<'_> {
+    b.map_or(KernelArg::pod(&NULL), KernelArg::Buffer)
+}
+
+fn dtype_suffix(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+/// Every buffer starts at a multiple of `bytes` (allocations are at least
+/// 256-byte aligned, so the view offset decides).
+fn aligned(bytes: usize, buffers: &[Option<&MlxBuffer>]) -> bool {
+    buffers
+        .iter()
+        .flatten()
+        .all(|b| b.byte_offset() % bytes == 0)
+}
+
+/// One thread per item, in blocks of [`THREADS`].
+fn one_thread_each(items: u64) -> LaunchConfig {
+    LaunchConfig::linear(items.div_ceil(THREADS as u64).max(1) as u32, THREADS)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn ssm_conv(
+    enc: &mut CommandEncoder,
+    x: &MlxBuffer,
+    weight: &MlxBuffer,
+    bias: Option<&MlxBuffer>,
+    conv_state_in: Option<&MlxBuffer>,
+    out: &MlxBuffer,
+    conv_state_out: Option<&MlxBuffer>,
+    p: &SsmConvParams,
+) -> Result<()> {
+    let dt = dtype_suffix(x.dtype());
+    let (name, vec, tokens_per_thread) = if p.kernel_width > CONV_WINDOW_MAX {
+        let tpt = CONV_TOKENS_PER_THREAD.max(p.kernel_width - 1);
+        (format!("ssm_conv_any_width_{dt}"), 1, tpt)
+    } else if p.channels % CONV_VEC == 0
+        && aligned(
+            CONV_VEC * x.dtype().size_of(),
+            &[Some(x), Some(out), conv_state_in, conv_state_out],
+        )
+    {
+        (
+            format!("ssm_conv_w4_vec_{dt}"),
+            CONV_VEC,
+            CONV_TOKENS_PER_THREAD,
+        )
+    } else {
+        (format!("ssm_conv_w4_{dt}"), 1, CONV_TOKENS_PER_THREAD)
+    };
+    // A thread keeps one channel group and strides over the token blocks:
+    // one wave of resident threads, the blocks spread evenly over them.
+    let vecs = p.channels / vec;
+    let items = p.batch * p.seq_len.div_ceil(tokens_per_thread);
+    let sms = enc
+        .device()
+        .cuda_properties()
+        .map_or(1, |d| d.sm_count as usize);
+    let resident = sms * CONV_THREADS * CONV_MIN_BLOCKS;
+    let rounds = items.div_ceil(resident.div_ceil(vecs).clamp(1, items));
+    let lanes = items.div_ceil(rounds);
+    let threads = (vecs * lanes) as u64;
+    let (batch, seq_len, channels, width) = (
+        p.batch as u32,
+        p.seq_len as u32,
+        p.channels as u32,
+        p.kernel_width as u32,
+    );
+    let tpt = tokens_per_thread as u32;
+    let mut args = vec![
+        KernelArg::Buffer(x),
+        KernelArg::Buffer(weight),
+        optional(bias),
+        optional(conv_state_in),
+        KernelArg::Buffer(out),
+        optional(conv_state_out),
+        KernelArg::pod(&batch),
+        KernelArg::pod(&seq_len),
+        KernelArg::pod(&channels),
+        KernelArg::pod(&width),
+    ];
+    if p.kernel_width > CONV_WINDOW_MAX {
+        args.push(KernelArg::pod(&tpt));
+    }
+    enc.dispatch_kernel(&name, one_thread_each(threads), &args)
+}
+
+pub(super) fn ssm_conv_decode(
+    enc: &mut CommandEncoder,
+    x: &MlxBuffer,
+    weight: &MlxBuffer,
+    bias: Option<&MlxBuffer>,
+    conv_state: &MlxBuffer,
+    out: &MlxBuffer,
+    p: &SsmConvParams,
+) -> Result<()> {
+    let name = format!("ssm_conv_decode_{}", dtype_suffix(x.dtype()));
+    let (batch, channels, width) = (p.batch as u32, p.channels as u32, p.kernel_width as u32);
+    enc.dispatch_kernel(
+        &name,
+        one_thread_each((p.batch * p.channels) as u64),
+        &[
+            KernelArg::Buffer(x),
+            KernelArg::Buffer(weight),
+            optional(bias),
+            KernelArg::Buffer(conv_state),
+            KernelArg::Buffer(out),
+            KernelArg::pod(&batch),
+            KernelArg::pod(&channels),
+            KernelArg::pod(&width),
+        ],
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gdn_gates(
+    enc: &mut CommandEncoder,
+    a: &MlxBuffer,
+    b: &MlxBuffer,
+    a_log: &MlxBuffer,
+    dt_bias: &MlxBuffer,
+    g_out: &MlxBuffer,
+    beta_out: &MlxBuffer,
+    p: &GdnGatesParams,
+) -> Result<()> {
+    let dt = dtype_suffix(a.dtype());
+    let n = (p.rows * p.num_value_heads) as u64;
+    let vec4 = n % 4 == 0
+        && aligned(4 * a.dtype().size_of(), &[Some(a), Some(b)])
+        && aligned(16, &[Some(g_out), Some(beta_out)]);
+    let (name, per_thread) = if vec4 {
+        (format!("gdn_gates_vec4_{dt}"), 4)
+    } else {
+        (format!("gdn_gates_{dt}"), 1)
+    };
+    let heads = p.num_value_heads as u32;
+    let config = grid_stride_launch(enc, n.div_ceil(per_thread), THREADS);
+    enc.dispatch_kernel(
+        &name,
+        config,
+        &[
+            KernelArg::Buffer(a),
+            KernelArg::Buffer(b),
+            KernelArg::Buffer(a_log),
+            KernelArg::Buffer(dt_bias),
+            KernelArg::Buffer(g_out),
+            KernelArg::Buffer(beta_out),
+            KernelArg::pod(&n),
+            KernelArg::pod(&heads),
+        ],
+    )
+}
+
+pub(super) fn rms_norm_gated(
+    enc: &mut CommandEncoder,
+    o: &MlxBuffer,
+    z: &MlxBuffer,
+    weight: &MlxBuffer,
+    out: &MlxBuffer,
+    p: &RmsNormGatedParams,
+) -> Result<()> {
+    let dt = dtype_suffix(o.dtype());
+    let dim = weight.element_count();
+    let rows = (o.element_count() / dim) as u64;
+    let vec4 = dim % 4 == 0
+        && dim <= NORM_VEC4_MAX_DIM
+        && aligned(4 * o.dtype().size_of(), &[Some(o), Some(z), Some(out)])
+        && aligned(16, &[Some(weight)]);
+    let name = if vec4 {
+        format!("rms_norm_gated_vec4_{dt}")
+    } else if dim <= NORM_SCALAR_MAX_DIM {
+        format!("rms_norm_gated_{dt}")
+    } else {
+        format!("rms_norm_gated_wide_{dt}")
+    };
+    // One warp per row.
+    let config = grid_stride_launch(enc, rows * 32, THREADS);
+    let (dim, eps) = (dim as u32, p.eps);
+    enc.dispatch_kernel(
+        &name,
+        config,
+        &[
+            KernelArg::Buffer(o),
+            KernelArg::Buffer(z),
+            KernelArg::Buffer(weight),
+            KernelArg::Buffer(out),
+            KernelArg::pod(&rows),
+            KernelArg::pod(&dim),
+            KernelArg::pod(&eps),
+        ],
+    )
+}
