@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 mod formats;
+mod gdn_ops;
 mod gdn_reference;
 mod ops_basic;
 mod quantized_matmul;

@@ -2,6 +2,7 @@
 //! run. GPU times come from CUDA events around each repetition, after a
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
+mod gdn;
 mod limits;
 mod runtime;
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry.
+    /// Which benchmarks: all, copy, launch, encode, registry, gdn.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -120,7 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
     let all = args.which == "all";
-    let known = ["all", "copy", "launch", "encode", "registry"];
+    let known = ["all", "copy", "launch", "encode", "registry", "gdn"];
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
@@ -142,6 +143,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if (all || args.which == "registry") && device.is_cuda() {
         rows.extend(runtime::registry_times(&device)?);
+    }
+    if all || args.which == "gdn" {
+        rows.extend(gdn::rows(&device, args.quick)?);
     }
     print(&device, &rows, args.json);
     Ok(())
