@@ -5,12 +5,14 @@
 //! - CPU F32: 2e-5, the f32 chunked reference's own bound (its tests).
 //! - CPU BF16: 4e-3 for o: the f32 result rounded once to bf16 (half an ulp
 //!   is 2^-9 ≈ 2e-3 relative); the state stays f32 (2e-5).
-//! - CUDA F32: 4e-3. The matrix products round their operands to tf32
-//!   (2^-11 relative); the triangular solve, W/U and the state carried over
-//!   many chunks grow that by a small factor.
-//! - CUDA BF16: 2.5e-2. Products round to bf16 (2^-9), the intermediates
-//!   W, U, P, V_new and the state operand are stored in bf16, and o is
-//!   rounded to bf16 (as in FLA's kernels).
+//! - CUDA F32: 2e-3. The matrix products round their operands to tf32
+//!   (2^-11 ≈ 5e-4 relative); the triangular solve, W/U and the state
+//!   carried over many chunks grow that by a small factor (measured on the
+//!   H200: up to 5e-4).
+//! - CUDA BF16: 1e-2. Products round to bf16 (2^-9 ≈ 2e-3), the
+//!   intermediates W, U, P, V_new and the state operand are stored in bf16,
+//!   and o is rounded to bf16, as in FLA's kernels (measured: up to 4e-3).
+//!
 //! Every element is also checked against 12× that bound times the RMS of
 //! the reference, so one wrong row cannot hide in the norm.
 
@@ -29,8 +31,8 @@ pub fn tolerance(dev: &MlxDevice, dtype: DType) -> (f64, f64) {
     match (dev.is_cuda(), dtype) {
         (false, DType::F32) => (2e-5, 2e-5),
         (false, _) => (4e-3, 2e-5),
-        (true, DType::F32) => (4e-3, 4e-3),
-        (true, _) => (2.5e-2, 2.5e-2),
+        (true, DType::F32) => (2e-3, 2e-3),
+        (true, _) => (1e-2, 1e-2),
     }
 }
 

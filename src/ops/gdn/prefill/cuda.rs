@@ -25,7 +25,9 @@ pub(crate) const KERNELS: &[&str] = &[
 ];
 
 const OP: &str = "gated_delta_net_prefill";
-const THREADS: u32 = 128;
+/// Threads of the prep kernel (4 warps) and the state kernel (8 warps).
+const PREP_THREADS: u32 = 128;
+const STATE_THREADS: u32 = 256;
 /// Value rows of the state per block of the state kernel (`GDN_VT`).
 const V_TILE: usize = 32;
 
@@ -225,7 +227,7 @@ pub(super) fn prefill(
             KERNELS[base],
             LaunchConfig {
                 grid: (num_chunks as u32, s.num_value_heads as u32, 1),
-                block: (THREADS, 1, 1),
+                block: (PREP_THREADS, 1, 1),
                 shared_mem_bytes: prep_bytes as u32,
             },
             &[
@@ -254,7 +256,7 @@ pub(super) fn prefill(
                 call.sequences.len() as u32,
                 1,
             ),
-            block: (THREADS, 1, 1),
+            block: (STATE_THREADS, 1, 1),
             shared_mem_bytes: state_bytes as u32,
         },
         &[

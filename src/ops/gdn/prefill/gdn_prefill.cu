@@ -5,7 +5,7 @@
 //         β-weighted K·Kᵀ with decay ratios, T = (I + A)⁻¹, W = T·diag(βe^G r_k)·K,
 //         U = T·diag(β)·V, the causal chunk attention P = scale·(QKᵀ ∘ e^{G_i−G_j})
 //         and the per-token row factors of the state kernel;
-//   state (sequence, value head, 32-row V tile), sequential over the chunks:
+//   state (sequence, value head, 32-row V tile; 8 warps), sequential over the chunks:
 //         V_new = U − W·Hᵀ, O = f_q ∘ (Q·Hᵀ) + P·V_new, H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K,
 //         the state H staying in registers from the first chunk to the last.
 // q/k L2 normalisation is folded in as row factors r_q, r_k (no normalised copy).
@@ -275,17 +275,29 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     }
     __syncthreads();
 
-    // v rows replace q rows while the first two warps solve for T.
+    // v rows replace q rows while the warps solve for T.
     gdn_load_tile<T>(xs, XS, v + ((u64)start * Hv + h) * V, (u64)Hv * V, GDN_C, V, len);
     gdn_cp_commit();
-    if (tid < GDN_C) {
-        // Column j of T = (I + A)⁻¹ by forward substitution; each thread owns
-        // one column, so no synchronisation is needed inside the solve.
-        const int j = tid;
+    {
+        // Column j of T = (I + A)⁻¹ by forward substitution, two lanes of one
+        // warp per column (odd and even m), four independent sums each so
+        // the shared-memory loads overlap; only __syncwarp is needed.
+        const int j = tid >> 1, half = tid & 1;
         for (int i = 0; i < GDN_C; ++i) {
-            float s = 0.f;
-            for (int m = 0; m < i; ++m) s = fmaf(as[i * FS + m], ts[m * FS + j], s);
-            ts[i * FS + j] = (i == j ? 1.f : 0.f) - s;
+            const float* a_row = as + i * FS;
+            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+            int m = half;
+            for (; m + 6 < i; m += 8) {
+                s0 = fmaf(a_row[m], ts[m * FS + j], s0);
+                s1 = fmaf(a_row[m + 2], ts[(m + 2) * FS + j], s1);
+                s2 = fmaf(a_row[m + 4], ts[(m + 4) * FS + j], s2);
+                s3 = fmaf(a_row[m + 6], ts[(m + 6) * FS + j], s3);
+            }
+            for (; m < i; m += 2) s0 = fmaf(a_row[m], ts[m * FS + j], s0);
+            float s = (s0 + s1) + (s2 + s3);
+            s += __shfl_xor_sync(0xffffffffu, s, 1);
+            if (half == 0) ts[i * FS + j] = (i == j ? 1.f : 0.f) - s;
+            __syncwarp();
         }
     }
     gdn_cp_wait<0>();
@@ -332,7 +344,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     }
 }
 
-// ---- state: one block of 128 threads per (value head × V tile, sequence) ---
+// ---- state: one block of 256 threads per (value head × V tile, sequence) ---
 
 template <typename T, int K>
 struct GdnStateLayout {
@@ -355,7 +367,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
                           T* __restrict__ o, const GdnSeqs& seqs, const GdnDims& d) {
     using L = GdnStateLayout<T, K>;
     constexpr int KS = L::KS, PS = L::PS, US = L::US;
-    constexpr int NTH = K / 16;  // state column tiles per warp (each warp holds 16 rows × K/2)
+    constexpr int NTH = K / 32;  // state column tiles per warp (each warp holds 16 rows × K/4)
     const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
     const int tiles = V / GDN_VT;
     const int h = blockIdx.x / tiles, v0 = (blockIdx.x % tiles) * GDN_VT;
@@ -365,7 +377,10 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     gdn_seq_range(seqs, seq, tok0, tok1, c0, c1);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int gq = lane >> 2, tq = lane & 3;
-    const int mw = warp & 1, nh = warp >> 1;
+    // State update: warp = (16-row half mw, K/4 column quarter nq); token
+    // phases: warp = (16-token block rb, 16-column half ch of the V tile).
+    const int mw = warp & 1, nq = warp >> 1;
+    const int rb = warp & 3, ch = warp >> 2;
     const bool q_in_w = d.q_in_w != 0;
     const int stage_elems = L::stage_elems(q_in_w);
 
@@ -382,7 +397,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int r = v0 + mw * 16 + gq + (e >= 2 ? 8 : 0);
-            const int col = nh * (K / 2) + n * 8 + 2 * tq + (e & 1);
+            const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
             acc_h[n][e] = initial_state ? initial_state[state_base + (u64)r * K + col] : 0.f;
         }
 
@@ -439,7 +454,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int r = mw * 16 + gq + (e >= 2 ? 8 : 0);
-                const int col = nh * (K / 2) + n * 8 + 2 * tq + (e & 1);
+                const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
                 hs[r * KS + col] = from_f32<T>(acc_h[n][e]);
                 if (chunk_states) chunk_states[((u64)c * Hv + h) * V * K + (u64)(v0 + r) * K + col] = acc_h[n][e];
             }
@@ -447,16 +462,16 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
         // (b) V_new = U − W·Hᵀ for this warp's 16 tokens.
         {
-            float acc[4][4];
-            gdn_zero<4>(acc);
-            gdn_warp_gemm<T, 4>(acc, ws + warp * 16 * KS, KS, 1, hs, KS, 1, K);
+            float acc[2][4];
+            gdn_zero<2>(acc);
+            gdn_warp_gemm<T, 2>(acc, ws + rb * 16 * KS, KS, 1, hs + ch * 16 * KS, KS, 1, K);
             const float* fk = fl + GDN_C;
 #pragma unroll
-            for (int n = 0; n < 4; ++n)
+            for (int n = 0; n < 2; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    const int i = warp * 16 + gq + (e >= 2 ? 8 : 0);
-                    const int col = n * 8 + 2 * tq + (e & 1);
+                    const int i = rb * 16 + gq + (e >= 2 ? 8 : 0);
+                    const int col = ch * 16 + n * 8 + 2 * tq + (e & 1);
                     const float x = to_f32(ut[i * US + col]) - acc[n][e];
                     vn[i * US + col] = from_f32<T>(x);
                     vd[i * US + col] = from_f32<T>(fk[i] * x);
@@ -472,20 +487,20 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
         // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
         {
-            float acc[4][4];
-            gdn_zero<4>(acc);
-            gdn_warp_gemm<T, 4>(acc, qt + warp * 16 * KS, KS, 1, hs, KS, 1, K);
+            float acc[2][4];
+            gdn_zero<2>(acc);
+            gdn_warp_gemm<T, 2>(acc, qt + rb * 16 * KS, KS, 1, hs + ch * 16 * KS, KS, 1, K);
 #pragma unroll
-            for (int n = 0; n < 4; ++n)
+            for (int n = 0; n < 2; ++n)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) acc[n][e] *= fl[warp * 16 + gq + (e >= 2 ? 8 : 0)];
-            gdn_warp_gemm<T, 4>(acc, pt + warp * 16 * PS, PS, 1, vn, 1, US, GDN_C);
+                for (int e = 0; e < 4; ++e) acc[n][e] *= fl[rb * 16 + gq + (e >= 2 ? 8 : 0)];
+            gdn_warp_gemm<T, 2>(acc, pt + rb * 16 * PS, PS, 1, vn + ch * 16, 1, US, GDN_C);
 #pragma unroll
-            for (int n = 0; n < 4; ++n)
+            for (int n = 0; n < 2; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    const int i = warp * 16 + gq + (e >= 2 ? 8 : 0);
-                    if (i < len) o[((u64)(start + i) * Hv + h) * V + v0 + n * 8 + 2 * tq + (e & 1)] = from_f32<T>(acc[n][e]);
+                    const int i = rb * 16 + gq + (e >= 2 ? 8 : 0);
+                    if (i < len) o[((u64)(start + i) * Hv + h) * V + v0 + ch * 16 + n * 8 + 2 * tq + (e & 1)] = from_f32<T>(acc[n][e]);
                 }
         }
 
@@ -496,7 +511,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             for (int n = 0; n < NTH; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc_h[n][e] *= cd;
-            gdn_warp_gemm<T, NTH>(acc_h, vd + mw * 16, 1, US, kt + nh * (K / 2), 1, KS, GDN_C);
+            gdn_warp_gemm<T, NTH>(acc_h, vd + mw * 16, 1, US, kt + nq * (K / 4), 1, KS, GDN_C);
         }
         __syncthreads();
         if (d.stages != 2 && c + 1 < c1) {
@@ -512,7 +527,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int r = v0 + mw * 16 + gq + (e >= 2 ? 8 : 0);
-                const int col = nh * (K / 2) + n * 8 + 2 * tq + (e & 1);
+                const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
                 final_state[state_base + (u64)r * K + col] = acc_h[n][e];
             }
     }
@@ -524,7 +539,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         float* fk, float* cd, GdnSeqs seqs, GdnDims d) {                                                         \
         gdn_prep<T, KD>(q, k, v, g, beta, w, u, p, fq, fk, cd, seqs, d);                                         \
     }                                                                                                            \
-    extern "C" __global__ void __launch_bounds__(128) gdn_prefill_state_k##KD##_##DN(                            \
+    extern "C" __global__ void __launch_bounds__(256) gdn_prefill_state_k##KD##_##DN(                            \
         const T* q, const T* k, const T* w, const T* u, const T* p, const float* fq, const float* fk,            \
         const float* cd, const float* initial_state, float* final_state, float* chunk_states, T* o,              \
         GdnSeqs seqs, GdnDims d) {                                                                               \
