@@ -19,7 +19,7 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 7] = [
+    let modules: [(&str, &'static str, &[&str]); 9] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -32,6 +32,16 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             "gdn_layer",
             gdn_layer::cuda::SOURCE,
             gdn_layer::cuda::KERNELS,
+        ),
+        (
+            "gdn_prefill",
+            gdn::prefill::cuda::SOURCE,
+            gdn::prefill::cuda::KERNELS,
+        ),
+        (
+            "gdn_decode",
+            gdn::decode::cuda::SOURCE,
+            gdn::decode::cuda::KERNELS,
         ),
         (
             "quantized_matmul_decode",

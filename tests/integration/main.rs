@@ -7,6 +7,7 @@
 mod harness;
 mod formats;
 mod gdn_layer;
+mod gdn_ops;
 mod gdn_reference;
 mod ops_basic;
 mod quantized_matmul;

@@ -1,7 +1,7 @@
 //! Tests of the Gated DeltaNet CPU reference math (`mlx_native::ops::gdn::reference`).
 
 mod chunked;
-mod common;
+pub(crate) mod common;
 mod conv;
 mod errors;
 mod gates_norm;

@@ -2,6 +2,7 @@
 //! run. GPU times come from CUDA events around each repetition, after a
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
+mod gdn;
 mod gdn_layer;
 mod limits;
 mod runtime;
@@ -146,6 +147,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if all || args.which == "gdn" {
         rows.extend(gdn_layer::rows(&device, args.quick)?);
+        rows.extend(gdn::rows(&device, args.quick)?);
     }
     print(&device, &rows, args.json);
     Ok(())

@@ -1,0 +1,287 @@
+//! The prefill launcher: sequence table, scratch layout, kernel choice and
+//! shared-memory sizes of the two kernels in `gdn_prefill.cu`.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::encoder::{KernelArg, LaunchConfig};
+use crate::ops::gdn::params::{GdnCall, GdnPrefillParams, GDN_CHUNK, GDN_MAX_PACKED_SEQUENCES};
+use crate::{CommandEncoder, DType, MlxBuffer, MlxBufferPool, MlxError, Result};
+
+pub(crate) const SOURCE: &str = include_str!("gdn_prefill.cu");
+/// `gdn_prefill_{prep,state}_k{K}_{dtype}`, in the order `kernel_index` uses.
+pub(crate) const KERNELS: &[&str] = &[
+    "gdn_prefill_prep_k64_bf16",
+    "gdn_prefill_state_k64_bf16",
+    "gdn_prefill_prep_k128_bf16",
+    "gdn_prefill_state_k128_bf16",
+    "gdn_prefill_prep_k256_bf16",
+    "gdn_prefill_state_k256_bf16",
+    "gdn_prefill_prep_k64_f32",
+    "gdn_prefill_state_k64_f32",
+    "gdn_prefill_prep_k128_f32",
+    "gdn_prefill_state_k128_f32",
+    "gdn_prefill_prep_k256_f32",
+    "gdn_prefill_state_k256_f32",
+];
+
+const OP: &str = "gated_delta_net_prefill";
+/// Threads of the prep kernel (4 warps) and the state kernel (8 warps).
+const PREP_THREADS: u32 = 128;
+const STATE_THREADS: u32 = 256;
+/// Value rows of the state per block of the state kernel (`GDN_VT`).
+const V_TILE: usize = 32;
+
+/// The tensors of one call.
+pub(crate) struct PrefillIo<'a> {
+    pub q: &'a MlxBuffer,
+    pub k: &'a MlxBuffer,
+    pub v: &'a MlxBuffer,
+    pub g: &'a MlxBuffer,
+    pub beta: &'a MlxBuffer,
+    pub initial_state: Option<&'a MlxBuffer>,
+    pub o: &'a MlxBuffer,
+    pub final_state: Option<&'a MlxBuffer>,
+    pub chunk_states: Option<&'a MlxBuffer>,
+}
+
+/// `GdnDims` of the kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Dims {
+    num_key_heads: i32,
+    num_value_heads: i32,
+    value_dim: i32,
+    l2_norm: i32,
+    scale: f32,
+    stages: i32,
+    q_in_w: i32,
+    reserved: i32,
+}
+
+/// `GdnSeqs` of the kernels: four header words, then the token and chunk
+/// offsets of up to GDN_MAX_PACKED_SEQUENCES sequences (i32 each).
+fn seq_table(call: &GdnCall, packed: bool) -> Vec<i32> {
+    let n = GDN_MAX_PACKED_SEQUENCES + 1;
+    let mut words = vec![0i32; 4 + 2 * n];
+    words[0] = call.sequences.len() as i32;
+    words[2] = call.num_chunks() as i32;
+    if packed {
+        for (i, s) in call.sequences.iter().enumerate() {
+            words[4 + i] = s.start as i32;
+            words[4 + i + 1] = s.end as i32;
+        }
+        for (i, c) in call.chunk_offsets().into_iter().enumerate() {
+            words[4 + n + i] = c as i32;
+        }
+    } else {
+        words[1] = call.shape.seq_len as i32;
+    }
+    words
+}
+
+/// Byte offsets of the intermediates in the scratch buffer.
+pub(crate) struct ScratchLayout {
+    pub w: usize,
+    pub u: usize,
+    pub p: usize,
+    pub fq: usize,
+    pub fk: usize,
+    pub cd: usize,
+    pub total: usize,
+    sizes: [usize; 6],
+}
+
+impl ScratchLayout {
+    pub fn of(call: &GdnCall) -> ScratchLayout {
+        let s = &call.shape;
+        let el = call.dtype.size_of();
+        let rows = s.num_tokens() * s.num_value_heads;
+        let chunks = call.num_chunks() * s.num_value_heads;
+        let sizes = [
+            rows * s.key_dim * el,
+            rows * s.value_dim * el,
+            chunks * GDN_CHUNK * GDN_CHUNK * el,
+            rows * 4,
+            rows * 4,
+            chunks.max(1) * 4,
+        ];
+        let mut at = [0usize; 6];
+        let mut end = 0;
+        for (i, size) in sizes.iter().enumerate() {
+            at[i] = end;
+            end += (*size).max(1).next_multiple_of(256);
+        }
+        ScratchLayout {
+            w: at[0],
+            u: at[1],
+            p: at[2],
+            fq: at[3],
+            fk: at[4],
+            cd: at[5],
+            total: end,
+            sizes,
+        }
+    }
+
+    fn views(&self, scratch: &MlxBuffer) -> Result<[MlxBuffer; 6]> {
+        let raw = scratch.reinterpret(DType::U8, &[scratch.byte_len()])?;
+        let at = [self.w, self.u, self.p, self.fq, self.fk, self.cd];
+        let view = |i: usize| raw.slice_view(at[i], self.sizes[i].max(1));
+        Ok([view(0)?, view(1)?, view(2)?, view(3)?, view(4)?, view(5)?])
+    }
+}
+
+fn kernel_index(call: &GdnCall) -> usize {
+    let k = match call.shape.key_dim {
+        64 => 0,
+        128 => 1,
+        _ => 2,
+    };
+    let d = if call.dtype == DType::F32 { 6 } else { 0 };
+    d + 2 * k
+}
+
+/// Shared-memory bytes of the state kernel and its stage count / Q placement.
+fn state_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
+    let el = call.dtype.size_of();
+    let pad = 16 / el;
+    let ks = call.shape.key_dim + pad;
+    let (ps, us) = (GDN_CHUNK + pad, V_TILE + pad);
+    let floats = (2 * GDN_CHUNK + 4) * 4;
+    let stage =
+        |tiles: usize| (tiles * GDN_CHUNK * ks + GDN_CHUNK * ps + GDN_CHUNK * us) * el + floats;
+    let fixed = (V_TILE * ks + 2 * GDN_CHUNK * us) * el;
+    if 2 * stage(3) + fixed <= limit {
+        Ok((2 * stage(3) + fixed, 2, 0))
+    } else if stage(3) + fixed <= limit {
+        Ok((stage(3) + fixed, 1, 0))
+    } else if stage(2) + fixed <= limit {
+        Ok((stage(2) + fixed, 1, 1))
+    } else {
+        Err(MlxError::unsupported(
+            OP,
+            format!(
+                "key_dim {} needs more shared memory than the device's {limit} bytes",
+                call.shape.key_dim
+            ),
+        ))
+    }
+}
+
+pub(super) fn prefill(
+    enc: &mut CommandEncoder,
+    call: &GdnCall,
+    params: &GdnPrefillParams<'_>,
+    io: &PrefillIo<'_>,
+) -> Result<()> {
+    let s = &call.shape;
+    if s.num_tokens() > i32::MAX as usize / s.num_value_heads.max(1) || call.sequences.len() > 65535
+    {
+        return Err(MlxError::unsupported(
+            OP,
+            format!(
+                "{} tokens in {} sequences exceed the kernels' index range",
+                s.num_tokens(),
+                call.sequences.len()
+            ),
+        ));
+    }
+    let layout = ScratchLayout::of(call);
+    let own_scratch;
+    let scratch = match params.scratch {
+        Some(b) => b,
+        None => {
+            // A one-off allocation; freeing it on return waits for the GPU.
+            own_scratch = MlxBufferPool::new(enc.device()).alloc(DType::U8, &[layout.total])?;
+            &own_scratch
+        }
+    };
+    let [w, u, p, fq, fk, cd] = layout.views(scratch)?;
+    let limit = enc.device().cuda_properties().map_or(48 * 1024, |props| {
+        props.max_shared_memory_per_block_optin as usize
+    });
+    let (state_bytes, stages, q_in_w) = state_smem(call, limit)?;
+    let dims = Dims {
+        num_key_heads: s.num_key_heads as i32,
+        num_value_heads: s.num_value_heads as i32,
+        value_dim: s.value_dim as i32,
+        l2_norm: params.l2_normalize_qk as i32,
+        scale: call.scale,
+        stages,
+        q_in_w,
+        reserved: 0,
+    };
+    let table = seq_table(call, params.cu_seqlens.is_some());
+    let table_bytes: &[u8] = bytemuck::cast_slice(&table);
+    let base = kernel_index(call);
+    let num_chunks = call.num_chunks();
+
+    if num_chunks > 0 {
+        let el = call.dtype.size_of();
+        let pad = 16 / el;
+        let xs = s.key_dim.max(s.value_dim) + pad;
+        let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el
+            + 2 * GDN_CHUNK * (GDN_CHUNK + 1) * 4
+            + 4 * GDN_CHUNK * 4;
+        enc.dispatch_kernel(
+            KERNELS[base],
+            LaunchConfig {
+                grid: (num_chunks as u32, s.num_value_heads as u32, 1),
+                block: (PREP_THREADS, 1, 1),
+                shared_mem_bytes: prep_bytes as u32,
+            },
+            &[
+                KernelArg::Buffer(io.q),
+                KernelArg::Buffer(io.k),
+                KernelArg::Buffer(io.v),
+                KernelArg::Buffer(io.g),
+                KernelArg::Buffer(io.beta),
+                KernelArg::Buffer(&w),
+                KernelArg::Buffer(&u),
+                KernelArg::Buffer(&p),
+                KernelArg::Buffer(&fq),
+                KernelArg::Buffer(&fk),
+                KernelArg::Buffer(&cd),
+                KernelArg::Bytes(table_bytes),
+                KernelArg::pod(&dims),
+            ],
+        )?;
+    }
+    let null = 0u64;
+    enc.dispatch_kernel(
+        KERNELS[base + 1],
+        LaunchConfig {
+            grid: (
+                (s.num_value_heads * s.value_dim / V_TILE) as u32,
+                call.sequences.len() as u32,
+                1,
+            ),
+            block: (STATE_THREADS, 1, 1),
+            shared_mem_bytes: state_bytes as u32,
+        },
+        &[
+            KernelArg::Buffer(io.q),
+            KernelArg::Buffer(io.k),
+            KernelArg::Buffer(&w),
+            KernelArg::Buffer(&u),
+            KernelArg::Buffer(&p),
+            KernelArg::Buffer(&fq),
+            KernelArg::Buffer(&fk),
+            KernelArg::Buffer(&cd),
+            optional(io.initial_state, &null),
+            optional(io.final_state, &null),
+            optional(io.chunk_states, &null),
+            KernelArg::Buffer(io.o),
+            KernelArg::Bytes(table_bytes),
+            KernelArg::pod(&dims),
+        ],
+    )
+}
+
+/// A buffer, or a null pointer for an absent optional one.
+fn optional<'a>(buffer: Option<&'a MlxBuffer>, null: &'a u64) -> KernelArg<'a> {
+    match buffer {
+        Some(b) => KernelArg::Buffer(b),
+        None => KernelArg::pod(null),
+    }
+}

@@ -1,0 +1,154 @@
+//! `gated_delta_net_prefill` against the f64 recurrence.
+
+use std::time::Instant;
+
+use mlx_native::ops::gdn::reference::{gdn_chunked, GdnOutputs};
+use mlx_native::ops::gdn::GDN_CHUNK;
+use mlx_native::{DType, MlxDevice};
+
+use super::common::{check, round_to, run_prefill, run_recurrent, tolerance, Decay};
+use crate::gdn_reference::common::Case;
+
+fn check_case(dev: &MlxDevice, case: &Case, dtype: DType, own_scratch: bool) {
+    let started = Instant::now();
+    let mut data = case.data();
+    round_to(&mut data, dtype);
+    let reference = run_recurrent(case, &data);
+    let got = run_prefill(dev, case, &data, dtype, own_scratch, None);
+    let (tol_o, tol_s) = tolerance(dev, dtype);
+    let what = format!(
+        "{dtype} B={} T={} H={}/{} K={} V={} l2={} init={} {:?} ({:.1?})",
+        case.batch,
+        case.seq_len,
+        case.key_heads,
+        case.value_heads,
+        case.key_dim,
+        case.value_dim,
+        case.l2_norm,
+        case.initial_state,
+        case.decay,
+        started.elapsed()
+    );
+    check(&format!("{what} o"), &got.o, &reference.o, tol_o);
+    check(
+        &format!("{what} state"),
+        &got.final_state,
+        &reference.final_state,
+        tol_s,
+    );
+}
+
+backend_tests! {
+    prefill_matches_recurrence => prefill_matches_recurrence,
+    prefill_packed_sequences_and_chunk_states => prefill_packed_sequences_and_chunk_states,
+}
+
+/// Lengths around the chunk size, every K and V, group ratios 1–3, with and
+/// without L2 norm and initial state, both decay ranges. The CPU runs a
+/// debug-sized subset; CUDA the whole list in both dtypes.
+fn prefill_matches_recurrence(dev: &MlxDevice) {
+    // (T, B, (H_k, H_v), (K, V), l2, init, decay)
+    let cpu_cases = [
+        (1, 2, (1, 1), (64, 64), false, true, Decay::Full),
+        (65, 1, (1, 2), (64, 128), true, true, Decay::Full),
+        (130, 1, (1, 3), (128, 64), false, false, Decay::Slow),
+    ];
+    let cuda_cases = [
+        (1, 2, (1, 3), (128, 64), true, true, Decay::Full),
+        (2, 1, (2, 4), (64, 128), false, true, Decay::Full),
+        (63, 2, (1, 1), (256, 64), true, false, Decay::Full),
+        (64, 1, (2, 6), (64, 256), false, true, Decay::Slow),
+        (65, 2, (1, 2), (128, 128), true, true, Decay::Full),
+        (200, 1, (1, 2), (256, 256), false, true, Decay::Slow),
+        (200, 3, (2, 2), (128, 64), true, false, Decay::Full),
+        (4096, 1, (1, 2), (128, 128), true, true, Decay::Slow),
+        (4096, 1, (1, 1), (64, 256), false, true, Decay::Full),
+        (1000, 1, (1, 3), (256, 128), true, true, Decay::Slow),
+    ];
+    let cases: &[_] = if dev.is_cuda() {
+        &cuda_cases
+    } else {
+        &cpu_cases
+    };
+    for (i, &(t, b, heads, dims, l2, init, decay)) in cases.iter().enumerate() {
+        let case = Case {
+            l2_norm: l2,
+            initial_state: init,
+            decay,
+            seed: 500 + i as u64,
+            ..Case::new(b, t, heads, dims)
+        };
+        let dtypes: &[DType] = if dev.is_cuda() {
+            &[DType::BF16, DType::F32]
+        } else if i % 2 == 0 {
+            &[DType::F32]
+        } else {
+            &[DType::BF16]
+        };
+        for &dtype in dtypes {
+            check_case(dev, &case, dtype, i % 2 == 0);
+        }
+    }
+}
+
+/// Mixed lengths packed with cu_seqlens (an empty sequence, chunk-boundary
+/// and one-token ones), each with its own state, and the per-chunk state
+/// snapshots against the chunked reference's.
+fn prefill_packed_sequences_and_chunk_states(dev: &MlxDevice) {
+    let lengths: &[usize] = if dev.is_cuda() {
+        &[37, 64, 0, 1, 130, 65, 300]
+    } else {
+        &[5, 64, 0, 1, 70]
+    };
+    let mut offsets = vec![0usize];
+    for len in lengths {
+        offsets.push(offsets[offsets.len() - 1] + len);
+    }
+    let total = offsets[offsets.len() - 1];
+    let num_chunks: usize = lengths.iter().map(|l| l.div_ceil(GDN_CHUNK)).sum();
+    let dims = if dev.is_cuda() { (128, 128) } else { (64, 64) };
+    for (i, dtype) in [DType::F32, DType::BF16].into_iter().enumerate() {
+        let case = Case {
+            l2_norm: true,
+            initial_state: i == 0,
+            cu_seqlens: Some(offsets.clone()),
+            seed: 600 + i as u64,
+            ..Case::new(1, total, (1, 2), dims)
+        };
+        let mut data = case.data();
+        round_to(&mut data, dtype);
+        let reference = run_recurrent(&case, &data);
+        let got = run_prefill(dev, &case, &data, dtype, true, Some(num_chunks));
+        let (tol_o, tol_s) = tolerance(dev, dtype);
+        check(&format!("packed {dtype} o"), &got.o, &reference.o, tol_o);
+        check(
+            &format!("packed {dtype} state"),
+            &got.final_state,
+            &reference.final_state,
+            tol_s,
+        );
+
+        let mut o = vec![0.0; reference.o.len()];
+        let per_chunk = case.value_heads * case.value_dim * case.key_dim;
+        let mut chunk_states = vec![f32::NAN; num_chunks * per_chunk];
+        gdn_chunked(
+            &case.shape(),
+            &case.config(),
+            &data.inputs(&case),
+            GDN_CHUNK,
+            GdnOutputs {
+                o: &mut o,
+                final_state: None,
+            },
+            Some(&mut chunk_states),
+        )
+        .unwrap();
+        let got_chunks = got.chunk_states.unwrap();
+        check(
+            &format!("packed {dtype} chunk states"),
+            &got_chunks,
+            &chunk_states,
+            tol_s.max(2e-5),
+        );
+    }
+}
