@@ -1,2 +1,240 @@
+// Prefill (many input rows) quantized matrix product on tensor cores:
+// out[m, n] = x[m, k] · dequant(w[n, k])ᵀ, bf16 operands, f32 accumulation.
+//
+// One CTA computes a 128 (rows of x) × 128 (rows of w) tile with 4 warps in a
+// 2 × 2 grid, each warp 64 × 64 with mma.sync.m16n8k16. The k loop runs in
+// steps of 32:
+//   - x tiles (128 × 32, f32 or bf16 as given) are copied to shared memory
+//     with cp.async, three steps deep; a misaligned x takes a plain load path;
+//   - w tiles are copied raw (the GGML blocks as stored) with cp.async, one
+//     stage of KB elements (256 for the quantized types) at a time, two
+//     stages deep; each row's bytes land at their address modulo 16, since
+//     rows and blocks are only 2-byte aligned;
+//   - each warp dequantizes the weights it needs straight into mma B
+//     fragments (Deq::dequant8, the only per-type code, in
+//     qmm_prefill_dequant.cuh) and converts x into A fragments.
+// Within each step of 32 the k order is permuted, the same way for x and w:
+// the mma's logical k pair (2t, 2t+1) / (2t+8, 2t+9) of slab s is physical
+// k 8t+4s+{0,1} / 8t+4s+{2,3}. So lane t of a fragment row owns the 8
+// consecutive elements 8t..8t+7, which one dequant8 call produces and one or
+// two 16-byte shared loads of x cover.
+//
+// The including module defines QMM_DEQ (the Deq struct) and the two entry
+// names QMM_NAME_F32 / QMM_NAME_BF16 (see prefill.rs).
 #include "mlxn_prelude.cuh"
 #include "ggml_blocks.cuh"
+#include "qmm_prefill_dequant.cuh"
+
+#define QMM_BM 128
+#define QMM_BN 128
+#define QMM_BK 32
+#define QMM_THREADS 128
+#define QMM_A_STAGES 3
+
+__device__ __forceinline__ u32 qmm_smem_addr(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+// 16 bytes global → shared; only `src_bytes` (0 or 16) are read, the rest
+// is zero-filled.
+__device__ __forceinline__ void qmm_cp_async16(void* dst, const void* src, u32 src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(qmm_smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void qmm_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void qmm_cp_async_wait_1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+__device__ __forceinline__ u32 qmm_pack_bf16(float lo, float hi) {
+    u32 r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ void qmm_mma(float c[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// x tile rows in shared memory: 32 f32 padded to 144 bytes (an odd number of
+// 16-byte units, so the 16-byte loads of 8 lanes on two rows hit distinct
+// banks), or 32 bf16 in 64 bytes (two rows fill the 128 bytes of banks).
+template <typename T> struct QmmX;
+template <> struct QmmX<float> {
+    static constexpr int STRIDE = 144;
+    // Elements 8t .. 8t+7 of a row as four bf16 pairs.
+    __device__ static void pairs(const u8* p, u32 out[4]) {
+        const float4 u = *(const float4*)p, v = *(const float4*)(p + 16);
+        out[0] = qmm_pack_bf16(u.x, u.y);
+        out[1] = qmm_pack_bf16(u.z, u.w);
+        out[2] = qmm_pack_bf16(v.x, v.y);
+        out[3] = qmm_pack_bf16(v.z, v.w);
+    }
+};
+template <> struct QmmX<bf16_t> {
+    static constexpr int STRIDE = 64;
+    __device__ static void pairs(const u8* p, u32 out[4]) {
+        const uint4 u = *(const uint4*)p;
+        out[0] = u.x;
+        out[1] = u.y;
+        out[2] = u.z;
+        out[3] = u.w;
+    }
+};
+
+template <typename Deq>
+__device__ __forceinline__ u64 qmm_stage_bytes() {
+    return (u64)(Deq::KB / Deq::QK) * Deq::BYTES;
+}
+
+// Queues the copies of k step s: the x tile, and at a stage boundary the raw
+// weight stage.
+template <typename Deq, typename T>
+__device__ __forceinline__ void qmm_issue(int s, u8* a_s, u8* w_s, const T* x, const u8* w, u32 m, u32 n, u32 k,
+                                          u64 row_bytes, u32 w_stride, bool a_vec, u32 m0, u32 n0) {
+    constexpr int ES = sizeof(T);
+    constexpr int STRIDE = QmmX<T>::STRIDE;
+    u8* ab = a_s + (s % QMM_A_STAGES) * (QMM_BM * STRIDE);
+    const u32 kbase = (u32)s * QMM_BK;
+    if (a_vec) {
+        constexpr int CPR = QMM_BK * ES / 16, EPC = 16 / ES;
+        for (int i = threadIdx.x; i < QMM_BM * CPR; i += QMM_THREADS) {
+            const int r = i / CPR, c = i % CPR;
+            const u32 row = m0 + r, kk = kbase + c * EPC;
+            const bool ok = row < m && kk < k;
+            qmm_cp_async16(ab + r * STRIDE + c * 16, ok ? (const void*)(x + (u64)row * k + kk) : (const void*)x,
+                           ok ? 16 : 0);
+        }
+    } else {
+        for (int i = threadIdx.x; i < QMM_BM * QMM_BK; i += QMM_THREADS) {
+            const int r = i / QMM_BK, c = i % QMM_BK;
+            const u32 row = m0 + r, kk = kbase + c;
+            T v = from_f32<T>(0.0f);
+            if (row < m && kk < k) v = x[(u64)row * k + kk];
+            *(T*)(ab + r * STRIDE + c * ES) = v;
+        }
+    }
+    constexpr int SPB = Deq::KB / QMM_BK;
+    if (s % SPB == 0) {
+        const u64 off = (u64)(s / SPB) * qmm_stage_bytes<Deq>();
+        const u64 rem = row_bytes - off;
+        const u64 bytes = rem < qmm_stage_bytes<Deq>() ? rem : qmm_stage_bytes<Deq>();
+        u8* wb = w_s + ((s / SPB) & 1) * (QMM_BN * w_stride);
+        const int chunks = (int)(w_stride / 16);
+        for (int i = threadIdx.x; i < QMM_BN * chunks; i += QMM_THREADS) {
+            const int r = i / chunks, c = i % chunks;
+            const u32 row = n0 + r < n ? n0 + r : n - 1;
+            const u64 start = (u64)w + row * row_bytes + off;
+            const u64 src = (start & ~(u64)15) + 16 * (u64)c;
+            if (src < start + bytes) qmm_cp_async16(wb + r * w_stride + 16 * c, (const void*)src, 16);
+        }
+    }
+}
+
+template <typename Deq, typename T>
+__device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
+                            u32 k, u64 row_bytes, u32 w_stride, u32 a_vec_flag) {
+    extern __shared__ __align__(16) u8 qmm_smem[];
+    constexpr int STRIDE = QmmX<T>::STRIDE;
+    constexpr int SPB = Deq::KB / QMM_BK;
+    u8* a_s = qmm_smem;
+    u8* w_s = qmm_smem + QMM_A_STAGES * QMM_BM * STRIDE;
+    const bool a_vec = a_vec_flag != 0;
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = warp >> 1, wn = warp & 1;
+    const int g = lane >> 2, t = lane & 3;
+    const u32 m0 = blockIdx.y * QMM_BM, n0 = blockIdx.x * QMM_BN;
+    const int steps = (int)((k + QMM_BK - 1) / QMM_BK);
+
+    // Where this lane's weight rows start inside their shared-memory rows.
+    u32 w_delta[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const u32 want = n0 + wn * 64 + 8 * j + g, row = want < n ? want : n - 1;
+        w_delta[j] = (u32)(((u64)w + row * row_bytes) & 15);
+    }
+
+    float acc[4][8][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
+
+    qmm_issue<Deq, T>(0, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
+    qmm_cp_async_commit();
+    if (steps > 1) qmm_issue<Deq, T>(1, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
+    qmm_cp_async_commit();
+
+    for (int s = 0; s < steps; s++) {
+        qmm_cp_async_wait_1();
+        __syncthreads();
+        if (s + 2 < steps) qmm_issue<Deq, T>(s + 2, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
+        qmm_cp_async_commit();
+
+        // B fragments: 8 weight rows (n tiles of 8) × this lane's 8 elements.
+        const int stage = s / SPB;
+        const u8* wb = w_s + (stage & 1) * (QMM_BN * w_stride);
+        const u64 stage_off = (u64)stage * qmm_stage_bytes<Deq>();
+        const int e = (s % SPB) * QMM_BK + 8 * t;
+        const u32 kk = (u32)(stage * Deq::KB + e);
+        const int valid = kk >= k ? 0 : (k - kk >= 8 ? 8 : (int)(k - kk));
+        u32 bfrag[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int r = wn * 64 + 8 * j + g;
+            const u32 delta = (w_delta[j] + (u32)stage_off) & 15;
+            float v[8];
+            if (valid > 0) {
+                Deq::dequant8(wb + r * w_stride + delta + (e / Deq::QK) * Deq::BYTES, e % Deq::QK, valid, v);
+            } else {
+#pragma unroll
+                for (int c = 0; c < 8; c++) v[c] = 0.0f;
+            }
+#pragma unroll
+            for (int c = 0; c < 4; c++) bfrag[j][c] = qmm_pack_bf16(v[2 * c], v[2 * c + 1]);
+        }
+
+        const u8* ab = a_s + (s % QMM_A_STAGES) * (QMM_BM * STRIDE);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = wm * 64 + 16 * i + g;
+            u32 p[4], q[4];
+            QmmX<T>::pairs(ab + r * STRIDE + 8 * t * (int)sizeof(T), p);
+            QmmX<T>::pairs(ab + (r + 8) * STRIDE + 8 * t * (int)sizeof(T), q);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                qmm_mma(acc[i][j], p[0], q[0], p[1], q[1], bfrag[j][0], bfrag[j][1]);
+                qmm_mma(acc[i][j], p[2], q[2], p[3], q[3], bfrag[j][2], bfrag[j][3]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const u32 row = m0 + wm * 64 + 16 * i + g + 8 * half;
+            if (row >= m) continue;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const u32 col = n0 + wn * 64 + 8 * j + 2 * t;
+                if (col < n) out[(u64)row * n + col] = from_f32<T>(acc[i][j][2 * half]);
+                if (col + 1 < n) out[(u64)row * n + col + 1] = from_f32<T>(acc[i][j][2 * half + 1]);
+            }
+        }
+    }
+}
+
+#ifdef QMM_DEQ
+#define QMM_ENTRY(NAME, T)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(QMM_THREADS, 1)                                                 \
+        NAME(const T* x, const u8* w, T* out, u32 m, u32 n, u32 k, u64 row_bytes, u32 w_stride, u32 a_vec) {     \
+        qmm_prefill<QMM_DEQ, T>(x, w, out, m, n, k, row_bytes, w_stride, a_vec);                                 \
+    }
+QMM_ENTRY(QMM_NAME_F32, float)
+QMM_ENTRY(QMM_NAME_BF16, bf16_t)
+#endif
