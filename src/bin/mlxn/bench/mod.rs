@@ -2,7 +2,9 @@
 //! run. GPU times come from CUDA events around each repetition, after a
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
-mod limits;
+mod cublas;
+mod gemm;
+pub mod limits;
 mod runtime;
 
 use std::time::Instant;
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry.
+    /// Which benchmarks: all, copy, launch, encode, registry, gemm.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -120,7 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
     let all = args.which == "all";
-    let known = ["all", "copy", "launch", "encode", "registry"];
+    let known = ["all", "copy", "launch", "encode", "registry", "gemm"];
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
@@ -142,6 +144,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if (all || args.which == "registry") && device.is_cuda() {
         rows.extend(runtime::registry_times(&device)?);
+    }
+    if all || args.which == "gemm" {
+        rows.extend(gemm::prefill_vs_cublas(&device, args.quick)?);
     }
     print(&device, &rows, args.json);
     Ok(())
