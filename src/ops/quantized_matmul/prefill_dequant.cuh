@@ -228,23 +228,3 @@ struct DeqIQ4_XS {
     }
 };
 
-// The byte offsets above, checked against the block structs.
-#define QMM_AT(T, F, OFF) static_assert(__builtin_offsetof(T, F) == OFF, #T "." #F)
-QMM_AT(block_q4_1, qs, 4);
-QMM_AT(block_q5_0, qs, 6);
-QMM_AT(block_q5_1, qh, 4);
-QMM_AT(block_q5_1, qs, 8);
-QMM_AT(block_q2_k, qs, 16);
-QMM_AT(block_q2_k, d, 80);
-QMM_AT(block_q3_k, qs, 32);
-QMM_AT(block_q3_k, scales, 96);
-QMM_AT(block_q3_k, d, 108);
-QMM_AT(block_q4_k, qs, 16);
-QMM_AT(block_q5_k, qh, 16);
-QMM_AT(block_q5_k, qs, 48);
-QMM_AT(block_q6_k, qh, 128);
-QMM_AT(block_q6_k, scales, 192);
-QMM_AT(block_q6_k, d, 208);
-QMM_AT(block_iq4_xs, scales_l, 4);
-QMM_AT(block_iq4_xs, qs, 8);
-#undef QMM_AT
