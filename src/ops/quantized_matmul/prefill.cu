@@ -1,8 +1,8 @@
 // Prefill (many input rows) quantized matrix product on tensor cores:
 // out[m, n] = x[m, k] · dequant(w[n, k])ᵀ, bf16 operands, f32 accumulation.
 //
-// One CTA computes a 128 (rows of x) × 128 (rows of w) tile with 4 warps in a
-// 2 × 2 grid, each warp 64 × 64 with mma.sync.m16n8k16. The k loop runs in
+// One CTA computes a 128 (rows of x) × 128 (rows of w) tile with 8 warps in a
+// 4 × 2 grid, each warp 32 × 64 with mma.sync.m16n8k16. The k loop runs in
 // steps of 32:
 //   - x tiles (128 × 32, f32 or bf16 as given) are copied to shared memory
 //     with cp.async, three steps deep; a misaligned x takes a plain load path;
@@ -10,14 +10,16 @@
 //     stage of KB elements (256 for the quantized types) at a time, two
 //     stages deep; each row's bytes land at their address modulo 16, since
 //     rows and blocks are only 2-byte aligned;
-//   - each warp dequantizes the weights it needs straight into mma B
-//     fragments (Deq::dequant8, the only per-type code, in
-//     qmm_prefill_dequant.cuh) and converts x into A fragments.
+//   - each step the CTA dequantizes its 128 × 32 weights once into a bf16
+//     tile (Deq::dequant8, the only per-type code, in
+//     qmm_prefill_dequant.cuh), which the warps read with ldmatrix; x is
+//     converted to bf16 as the A fragments are loaded.
 // Within each step of 32 the k order is permuted, the same way for x and w:
 // the mma's logical k pair (2t, 2t+1) / (2t+8, 2t+9) of slab s is physical
 // k 8t+4s+{0,1} / 8t+4s+{2,3}. So lane t of a fragment row owns the 8
 // consecutive elements 8t..8t+7, which one dequant8 call produces and one or
-// two 16-byte shared loads of x cover.
+// two 16-byte shared loads of x cover; the dequantized tile is stored in
+// the logical order so that ldmatrix yields matching B fragments.
 //
 // The including module defines QMM_DEQ (the Deq struct) and the two entry
 // names QMM_NAME_F32 / QMM_NAME_BF16 (see prefill.rs).
@@ -28,7 +30,7 @@
 #define QMM_BM 128
 #define QMM_BN 128
 #define QMM_BK 32
-#define QMM_THREADS 128
+#define QMM_THREADS 256
 #define QMM_A_STAGES 3
 
 __device__ __forceinline__ u32 qmm_smem_addr(const void* p) {
@@ -132,6 +134,17 @@ __device__ __forceinline__ void qmm_issue(int s, u8* a_s, u8* w_s, const T* x, c
     }
 }
 
+// The dequantized weights of one k step: 128 rows of 32 bf16 in logical
+// (mma) k order, rows 80 bytes apart (an odd number of 16-byte units, so
+// that ldmatrix's eight rows hit distinct banks).
+#define QMM_WB_STRIDE 80
+
+__device__ __forceinline__ void qmm_ldmatrix_x4(const u8* p, u32& r0, u32& r1, u32& r2, u32& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(qmm_smem_addr(p)));
+}
+
 template <typename Deq, typename T>
 __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
                             u32 k, u64 row_bytes, u32 w_stride, u32 a_vec_flag) {
@@ -139,26 +152,29 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
     constexpr int STRIDE = QmmX<T>::STRIDE;
     constexpr int SPB = Deq::KB / QMM_BK;
     u8* a_s = qmm_smem;
-    u8* w_s = qmm_smem + QMM_A_STAGES * QMM_BM * STRIDE;
+    u8* wb_s = qmm_smem + QMM_A_STAGES * QMM_BM * STRIDE;
+    u8* w_s = wb_s + QMM_BN * QMM_WB_STRIDE;
     const bool a_vec = a_vec_flag != 0;
 
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int wm = warp >> 1, wn = warp & 1;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1;  // 4 × 2 warps of 32 × 64
     const int g = lane >> 2, t = lane & 3;
     const u32 m0 = blockIdx.y * QMM_BM, n0 = blockIdx.x * QMM_BN;
     const int steps = (int)((k + QMM_BK - 1) / QMM_BK);
 
-    // Where this lane's weight rows start inside their shared-memory rows.
-    u32 w_delta[8];
+    // The two weight rows this thread dequantizes (8 elements each per k
+    // step, at 8·dq_t), and where they start inside their shared rows.
+    const int dq_t = tid & 3;
+    u32 dq_delta[2];
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
-        const u32 want = n0 + wn * 64 + 8 * j + g, row = want < n ? want : n - 1;
-        w_delta[j] = (u32)(((u64)w + row * row_bytes) & 15);
+    for (int h = 0; h < 2; h++) {
+        const u32 want = n0 + (tid >> 2) + 64 * h, row = want < n ? want : n - 1;
+        dq_delta[h] = (u32)(((u64)w + row * row_bytes) & 15);
     }
 
-    float acc[4][8][4];
+    float acc[2][8][4];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int j = 0; j < 8; j++)
 #pragma unroll
@@ -175,49 +191,69 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
         if (s + 2 < steps) qmm_issue<Deq, T>(s + 2, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
         qmm_cp_async_commit();
 
-        // B fragments: 8 weight rows (n tiles of 8) × this lane's 8 elements.
-        const int stage = s / SPB;
-        const u8* wb = w_s + (stage & 1) * (QMM_BN * w_stride);
-        const u64 stage_off = (u64)stage * qmm_stage_bytes<Deq>();
-        const int e = (s % SPB) * QMM_BK + 8 * t;
-        const u32 kk = (u32)(stage * Deq::KB + e);
-        const int valid = kk >= k ? 0 : (k - kk >= 8 ? 8 : (int)(k - kk));
-        u32 bfrag[8][4];
+        // Dequantize this step's 128 × 32 weights once for the CTA. The 8
+        // physical elements 8t..8t+7 go to logical positions 2t, 8+2t,
+        // 16+2t, 24+2t (pairs), the k order the x fragments use.
+        {
+            const int stage = s / SPB;
+            const u8* wb = w_s + (stage & 1) * (QMM_BN * w_stride);
+            const u32 stage_off = (u32)((u64)stage * qmm_stage_bytes<Deq>());
+            const int e = (s % SPB) * QMM_BK + 8 * dq_t;
+            const u32 kk = (u32)(stage * Deq::KB + e);
+            const int valid = kk >= k ? 0 : (k - kk >= 8 ? 8 : (int)(k - kk));
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const int r = wn * 64 + 8 * j + g;
-            const u32 delta = (w_delta[j] + (u32)stage_off) & 15;
-            float v[8];
-            if (valid > 0) {
-                Deq::dequant8(wb + r * w_stride + delta + (e / Deq::QK) * Deq::BYTES, e % Deq::QK, valid, v);
-            } else {
+            for (int h = 0; h < 2; h++) {
+                const int r = (tid >> 2) + 64 * h;
+                const u32 delta = (dq_delta[h] + stage_off) & 15;
+                float v[8];
+                if (valid > 0) {
+                    Deq::dequant8(wb + r * w_stride + delta + (e / Deq::QK) * Deq::BYTES, e % Deq::QK, valid, v);
+                } else {
 #pragma unroll
-                for (int c = 0; c < 8; c++) v[c] = 0.0f;
+                    for (int c = 0; c < 8; c++) v[c] = 0.0f;
+                }
+                u32* dst = (u32*)(wb_s + r * QMM_WB_STRIDE);
+#pragma unroll
+                for (int c = 0; c < 4; c++) dst[dq_t + 4 * c] = qmm_pack_bf16(v[2 * c], v[2 * c + 1]);
             }
-#pragma unroll
-            for (int c = 0; c < 4; c++) bfrag[j][c] = qmm_pack_bf16(v[2 * c], v[2 * c + 1]);
         }
+        __syncthreads();
 
+        // A fragments of the warp's two m16 tiles: lane t holds elements
+        // 8t..8t+7 of rows g and g+8 (the permuted k order).
         const u8* ab = a_s + (s % QMM_A_STAGES) * (QMM_BM * STRIDE);
+        u32 p[2][4], q[2][4];
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int r = wm * 64 + 16 * i + g;
-            u32 p[4], q[4];
-            QmmX<T>::pairs(ab + r * STRIDE + 8 * t * (int)sizeof(T), p);
-            QmmX<T>::pairs(ab + (r + 8) * STRIDE + 8 * t * (int)sizeof(T), q);
+        for (int i = 0; i < 2; i++) {
+            const int r = wm * 32 + 16 * i + g;
+            QmmX<T>::pairs(ab + r * STRIDE + 8 * t * (int)sizeof(T), p[i]);
+            QmmX<T>::pairs(ab + (r + 8) * STRIDE + 8 * t * (int)sizeof(T), q[i]);
+        }
+        // B fragments by ldmatrix, 16 weight rows × 16 k per call.
+        const int mat = lane >> 3, mr = lane & 7;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                qmm_mma(acc[i][j], p[0], q[0], p[1], q[1], bfrag[j][0], bfrag[j][1]);
-                qmm_mma(acc[i][j], p[2], q[2], p[3], q[3], bfrag[j][2], bfrag[j][3]);
+        for (int slab = 0; slab < 2; slab++) {
+#pragma unroll
+            for (int grp = 0; grp < 4; grp++) {
+                const int row = wn * 64 + 16 * grp + mr + 8 * (mat >> 1);
+                u32 b0, b1, b2, b3;
+                qmm_ldmatrix_x4(wb_s + row * QMM_WB_STRIDE + 16 * (2 * slab + (mat & 1)), b0, b1, b2, b3);
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    qmm_mma(acc[i][2 * grp], p[i][2 * slab], q[i][2 * slab], p[i][2 * slab + 1], q[i][2 * slab + 1],
+                            b0, b1);
+                    qmm_mma(acc[i][2 * grp + 1], p[i][2 * slab], q[i][2 * slab], p[i][2 * slab + 1],
+                            q[i][2 * slab + 1], b2, b3);
+                }
             }
         }
     }
 
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
 #pragma unroll
         for (int half = 0; half < 2; half++) {
-            const u32 row = m0 + wm * 64 + 16 * i + g + 8 * half;
+            const u32 row = m0 + wm * 32 + 16 * i + g + 8 * half;
             if (row >= m) continue;
 #pragma unroll
             for (int j = 0; j < 8; j++) {

@@ -21,11 +21,13 @@ const DEQUANT_HEADER: (&str, &str) = (
 /// match `QMM_BM`, `QMM_BN` and `QMM_THREADS` in `prefill.cu`.
 const TILE_M: usize = 128;
 const TILE_N: usize = 128;
-const THREADS: u32 = 128;
+const THREADS: u32 = 256;
 /// Shared-memory stages of the input tile (`QMM_A_STAGES`) and of the raw
-/// weight tile.
+/// weight tile, and the row stride of the dequantized weight tile
+/// (`QMM_WB_STRIDE`).
 const INPUT_STAGES: usize = 3;
 const WEIGHT_STAGES: usize = 2;
+const DEQUANT_STRIDE: usize = 80;
 
 /// One weight type's module: the kernels for F32 and BF16 input/output.
 pub(crate) struct PrefillModule {
@@ -121,7 +123,9 @@ fn input_stride(dtype: DType) -> usize {
 
 /// Dynamic shared memory of one CTA.
 pub(super) fn shared_bytes(ty: GgmlType, dtype: DType) -> usize {
-    INPUT_STAGES * TILE_M * input_stride(dtype) + WEIGHT_STAGES * TILE_N * weight_stride(ty)
+    INPUT_STAGES * TILE_M * input_stride(dtype)
+        + TILE_N * DEQUANT_STRIDE
+        + WEIGHT_STAGES * TILE_N * weight_stride(ty)
 }
 
 pub(super) fn launch(
