@@ -5,15 +5,17 @@
 // 4 × 2 grid, each warp 32 × 64 with mma.sync.m16n8k16. The k loop runs in
 // steps of 32:
 //   - x tiles (128 × 32, f32 or bf16 as given) are copied to shared memory
-//     with cp.async, three steps deep; a misaligned x takes a plain load path;
+//     with cp.async, three steps ahead; a misaligned x takes a plain load path;
 //   - w tiles are copied raw (the GGML blocks as stored) with cp.async, one
 //     stage of KB elements (256 for the quantized types) at a time, two
 //     stages deep; each row's bytes land at their address modulo 16, since
 //     rows and blocks are only 2-byte aligned;
 //   - each step the CTA dequantizes its 128 × 32 weights once into a bf16
 //     tile (Deq::dequant8, the only per-type code, in
-//     qmm_prefill_dequant.cuh), which the warps read with ldmatrix; x is
-//     converted to bf16 as the A fragments are loaded.
+//     qmm_prefill_dequant.cuh) that the warps read with ldmatrix; the tile
+//     is double-buffered, step s+1 dequantized while step s multiplies, so
+//     one barrier per step orders everything; x is converted to bf16 as the
+//     A fragments are loaded.
 // Within each step of 32 the k order is permuted, the same way for x and w:
 // the mma's logical k pair (2t, 2t+1) / (2t+8, 2t+9) of slab s is physical
 // k 8t+4s+{0,1} / 8t+4s+{2,3}. So lane t of a fragment row owns the 8
@@ -31,7 +33,7 @@
 #define QMM_BN 128
 #define QMM_BK 32
 #define QMM_THREADS 256
-#define QMM_A_STAGES 3
+#define QMM_A_STAGES 4
 
 __device__ __forceinline__ u32 qmm_smem_addr(const void* p) {
     u32 a;
@@ -45,7 +47,7 @@ __device__ __forceinline__ void qmm_cp_async16(void* dst, const void* src, u32 s
                  : "memory");
 }
 __device__ __forceinline__ void qmm_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void qmm_cp_async_wait_1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void qmm_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 __device__ __forceinline__ u32 qmm_pack_bf16(float lo, float hi) {
     u32 r;
@@ -134,7 +136,7 @@ __device__ __forceinline__ void qmm_issue(int s, u8* a_s, u8* w_s, const T* x, c
     }
 }
 
-// The dequantized weights of one k step: 128 rows of 32 bf16 in logical
+// The dequantized weights of one k step (two buffers): 128 rows of 32 bf16 in logical
 // (mma) k order, rows 80 bytes apart (an odd number of 16-byte units, so
 // that ldmatrix's eight rows hit distinct banks).
 #define QMM_WB_STRIDE 80
@@ -145,15 +147,47 @@ __device__ __forceinline__ void qmm_ldmatrix_x4(const u8* p, u32& r0, u32& r1, u
                  : "r"(qmm_smem_addr(p)));
 }
 
+// Dequantizes the 128 × 32 weights of step s once for the CTA into the bf16
+// tile buffer s % 2. Thread tid handles rows tid/4 and tid/4 + 64, elements
+// 8·(tid % 4) .. +7; those 8 physical elements go to logical positions 2t,
+// 8+2t, 16+2t, 24+2t (pairs), the k order the x fragments use.
+template <typename Deq>
+__device__ __forceinline__ void qmm_dequant_step(int s, const u8* w_s, u8* wb_s, u32 w_stride, u32 k,
+                                                 const u32 dq_delta[2]) {
+    constexpr int SPB = Deq::KB / QMM_BK;
+    const int tid = threadIdx.x, dq_t = tid & 3;
+    u8* tile = wb_s + (s & 1) * (QMM_BN * QMM_WB_STRIDE);
+    const int stage = s / SPB;
+    const u8* wb = w_s + (stage & 1) * (QMM_BN * w_stride);
+    const u32 stage_off = (u32)((u64)stage * qmm_stage_bytes<Deq>());
+    const int e = (s % SPB) * QMM_BK + 8 * dq_t;
+    const u32 kk = (u32)(stage * Deq::KB + e);
+    const int valid = kk >= k ? 0 : (k - kk >= 8 ? 8 : (int)(k - kk));
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int r = (tid >> 2) + 64 * h;
+        const u32 delta = (dq_delta[h] + stage_off) & 15;
+        float v[8];
+        if (valid > 0) {
+            Deq::dequant8(wb + r * w_stride + delta + (e / Deq::QK) * Deq::BYTES, e % Deq::QK, valid, v);
+        } else {
+#pragma unroll
+            for (int c = 0; c < 8; c++) v[c] = 0.0f;
+        }
+        u32* dst = (u32*)(tile + r * QMM_WB_STRIDE);
+#pragma unroll
+        for (int c = 0; c < 4; c++) dst[dq_t + 4 * c] = qmm_pack_bf16(v[2 * c], v[2 * c + 1]);
+    }
+}
+
 template <typename Deq, typename T>
 __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
                             u32 k, u64 row_bytes, u32 w_stride, u32 a_vec_flag) {
     extern __shared__ __align__(16) u8 qmm_smem[];
     constexpr int STRIDE = QmmX<T>::STRIDE;
-    constexpr int SPB = Deq::KB / QMM_BK;
     u8* a_s = qmm_smem;
     u8* wb_s = qmm_smem + QMM_A_STAGES * QMM_BM * STRIDE;
-    u8* w_s = wb_s + QMM_BN * QMM_WB_STRIDE;
+    u8* w_s = wb_s + 2 * QMM_BN * QMM_WB_STRIDE;
     const bool a_vec = a_vec_flag != 0;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -162,9 +196,8 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
     const u32 m0 = blockIdx.y * QMM_BM, n0 = blockIdx.x * QMM_BN;
     const int steps = (int)((k + QMM_BK - 1) / QMM_BK);
 
-    // The two weight rows this thread dequantizes (8 elements each per k
-    // step, at 8·dq_t), and where they start inside their shared rows.
-    const int dq_t = tid & 3;
+    // Where the two weight rows this thread dequantizes start inside their
+    // shared-memory rows.
     u32 dq_delta[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -180,44 +213,23 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[i][j][c] = 0.0f;
 
-    qmm_issue<Deq, T>(0, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
-    qmm_cp_async_commit();
-    if (steps > 1) qmm_issue<Deq, T>(1, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
-    qmm_cp_async_commit();
+    // Copies run three steps ahead; the weights of step s+1 are dequantized
+    // while step s multiplies, so one barrier per step orders everything.
+    for (int s = 0; s < 3; s++) {
+        if (s < steps) qmm_issue<Deq, T>(s, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
+        qmm_cp_async_commit();
+    }
+    qmm_cp_async_wait<2>();
+    __syncthreads();
+    qmm_dequant_step<Deq>(0, w_s, wb_s, w_stride, k, dq_delta);
 
     for (int s = 0; s < steps; s++) {
-        qmm_cp_async_wait_1();
+        qmm_cp_async_wait<1>();
         __syncthreads();
-        if (s + 2 < steps) qmm_issue<Deq, T>(s + 2, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
+        if (s + 3 < steps) qmm_issue<Deq, T>(s + 3, a_s, w_s, x, w, m, n, k, row_bytes, w_stride, a_vec, m0, n0);
         qmm_cp_async_commit();
 
-        // Dequantize this step's 128 × 32 weights once for the CTA. The 8
-        // physical elements 8t..8t+7 go to logical positions 2t, 8+2t,
-        // 16+2t, 24+2t (pairs), the k order the x fragments use.
-        {
-            const int stage = s / SPB;
-            const u8* wb = w_s + (stage & 1) * (QMM_BN * w_stride);
-            const u32 stage_off = (u32)((u64)stage * qmm_stage_bytes<Deq>());
-            const int e = (s % SPB) * QMM_BK + 8 * dq_t;
-            const u32 kk = (u32)(stage * Deq::KB + e);
-            const int valid = kk >= k ? 0 : (k - kk >= 8 ? 8 : (int)(k - kk));
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int r = (tid >> 2) + 64 * h;
-                const u32 delta = (dq_delta[h] + stage_off) & 15;
-                float v[8];
-                if (valid > 0) {
-                    Deq::dequant8(wb + r * w_stride + delta + (e / Deq::QK) * Deq::BYTES, e % Deq::QK, valid, v);
-                } else {
-#pragma unroll
-                    for (int c = 0; c < 8; c++) v[c] = 0.0f;
-                }
-                u32* dst = (u32*)(wb_s + r * QMM_WB_STRIDE);
-#pragma unroll
-                for (int c = 0; c < 4; c++) dst[dq_t + 4 * c] = qmm_pack_bf16(v[2 * c], v[2 * c + 1]);
-            }
-        }
-        __syncthreads();
+        if (s + 1 < steps) qmm_dequant_step<Deq>(s + 1, w_s, wb_s, w_stride, k, dq_delta);
 
         // A fragments of the warp's two m16 tiles: lane t holds elements
         // 8t..8t+7 of rows g and g+8 (the permuted k order).
@@ -231,13 +243,14 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
         }
         // B fragments by ldmatrix, 16 weight rows × 16 k per call.
         const int mat = lane >> 3, mr = lane & 7;
+        const u8* tile = wb_s + (s & 1) * (QMM_BN * QMM_WB_STRIDE);
 #pragma unroll
         for (int slab = 0; slab < 2; slab++) {
 #pragma unroll
             for (int grp = 0; grp < 4; grp++) {
                 const int row = wn * 64 + 16 * grp + mr + 8 * (mat >> 1);
                 u32 b0, b1, b2, b3;
-                qmm_ldmatrix_x4(wb_s + row * QMM_WB_STRIDE + 16 * (2 * slab + (mat & 1)), b0, b1, b2, b3);
+                qmm_ldmatrix_x4(tile + row * QMM_WB_STRIDE + 16 * (2 * slab + (mat & 1)), b0, b1, b2, b3);
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
                     qmm_mma(acc[i][2 * grp], p[i][2 * slab], q[i][2 * slab], p[i][2 * slab + 1], q[i][2 * slab + 1],

@@ -23,9 +23,9 @@ const TILE_M: usize = 128;
 const TILE_N: usize = 128;
 const THREADS: u32 = 256;
 /// Shared-memory stages of the input tile (`QMM_A_STAGES`) and of the raw
-/// weight tile, and the row stride of the dequantized weight tile
+/// weight tile, and the row stride of the two dequantized weight tiles
 /// (`QMM_WB_STRIDE`).
-const INPUT_STAGES: usize = 3;
+const INPUT_STAGES: usize = 4;
 const WEIGHT_STAGES: usize = 2;
 const DEQUANT_STRIDE: usize = 80;
 
@@ -124,7 +124,7 @@ fn input_stride(dtype: DType) -> usize {
 /// Dynamic shared memory of one CTA.
 pub(super) fn shared_bytes(ty: GgmlType, dtype: DType) -> usize {
     INPUT_STAGES * TILE_M * input_stride(dtype)
-        + TILE_N * DEQUANT_STRIDE
+        + 2 * TILE_N * DEQUANT_STRIDE
         + WEIGHT_STAGES * TILE_N * weight_stride(ty)
 }
 
