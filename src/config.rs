@@ -9,6 +9,7 @@
 //! | `MLXN_NO_DISK_CACHE` | `1` disables the on-disk kernel cache | unset |
 //! | `MLXN_NVRTC` | path of the NVRTC library to load | searched |
 //! | `CUDA_HOME`, `CUDA_PATH` | toolkit roots searched for NVRTC (`lib64/`, `lib/`) | `/usr/local/cuda` |
+//! | `MLXN_CUBLAS` | path of the cuBLAS library `mlxn bench` loads for its GEMM limit | searched like NVRTC |
 //! | `MLXN_LOG` | `1` prints kernel compiles and cache hits to stderr | unset |
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct Config {
     /// `None` when the disk cache is disabled or no home directory is known.
     pub kernel_cache_dir: Option<PathBuf>,
     pub nvrtc_library: Option<PathBuf>,
+    /// cuBLAS for the benchmarks' GEMM limit (`MLXN_CUBLAS`).
+    pub cublas_library: Option<PathBuf>,
     pub cuda_roots: Vec<PathBuf>,
     pub log: bool,
     /// A value that could not be understood, reported by `MlxDevice::new()`.
@@ -75,6 +78,7 @@ impl Config {
             device,
             kernel_cache_dir,
             nvrtc_library: get("MLXN_NVRTC").map(PathBuf::from),
+            cublas_library: get("MLXN_CUBLAS").map(PathBuf::from),
             cuda_roots,
             log: get("MLXN_LOG").is_some_and(|v| v == "1"),
             device_error,

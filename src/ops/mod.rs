@@ -19,7 +19,7 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 9] = [
+    let modules: [(&str, &'static str, &[&str]); 8] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -48,18 +48,13 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             quantized_matmul::cuda::DECODE_SOURCE,
             quantized_matmul::cuda::DECODE_KERNELS,
         ),
-        (
-            "quantized_matmul_prefill",
-            quantized_matmul::cuda::PREFILL_SOURCE,
-            quantized_matmul::cuda::PREFILL_KERNELS,
-        ),
     ];
-    // A module whose kernels are still to come (an empty list) is skipped:
-    // the registry refuses a module that names no kernels.
+    // A family whose kernels are not written yet registers nothing.
     modules
         .iter()
         .filter(|(_, _, kernels)| !kernels.is_empty())
-        .try_for_each(|(name, source, kernels)| registry.register_module(name, *source, kernels))
+        .try_for_each(|(name, source, kernels)| registry.register_module(name, *source, kernels))?;
+    quantized_matmul::cuda::register_prefill(registry)
 }
 
 /// A 1-D grid-stride launch over `n` items: enough blocks to fill the GPU

@@ -16,6 +16,7 @@ backend_tests! {
     quantized_matmul_forced_paths_and_bf16 => check_paths_and_bf16,
     quantized_matmul_weight_views_at_offsets => check_weight_views,
     quantized_matmul_rejects_bad_input => check_errors,
+    quantized_matmul_prefill_every_type => check_prefill_every_type,
 }
 
 const ROW_COUNTS: [usize; 11] = [1, 2, 3, 4, 5, 8, 9, 17, 64, 129, 512];
@@ -132,6 +133,27 @@ fn check_every_type(dev: &MlxDevice) {
                 let case = Case::new(ty, m, n, k, (t * 100 + ki * 20 + m) as u64);
                 let path = QuantizedMatmulPath::Auto;
                 case.check(dev, DType::F32, path, tolerance(dev, DType::F32, path, m));
+            }
+        }
+    }
+}
+
+/// The tensor-core path alone, for every type, row count and both I/O
+/// dtypes, with n and m tails of the 128 × 128 tiles.
+fn check_prefill_every_type(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Prefill;
+    let (n, rows): (usize, &[usize]) = if dev.is_cuda() {
+        (259, &[1, 7, 9, 130, 300])
+    } else {
+        (21, &[1, 9])
+    };
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        for (ki, k) in k_values(dev, ty).into_iter().enumerate() {
+            for &m in rows {
+                let case = Case::new(ty, m, n, k, 5000 + (t * 100 + ki * 20 + m) as u64);
+                for dtype in [DType::F32, DType::BF16] {
+                    case.check(dev, dtype, path, tolerance(dev, dtype, path, m));
+                }
             }
         }
     }

@@ -5,7 +5,7 @@ use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
 use crate::{CommandEncoder, MlxBuffer, Result};
 
 pub(crate) use super::decode::{KERNELS as DECODE_KERNELS, SOURCE as DECODE_SOURCE};
-pub(crate) use super::prefill::{KERNELS as PREFILL_KERNELS, SOURCE as PREFILL_SOURCE};
+pub(crate) use super::prefill::register as register_prefill;
 
 pub(super) fn quantized_matmul(
     enc: &mut CommandEncoder,

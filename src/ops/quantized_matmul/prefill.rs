@@ -1,20 +1,197 @@
-//! The prefill kernels' launcher.
+//! The prefill kernels' launcher: tensor-core tiles of 128 × 128 outputs.
+//!
+//! One kernel template (`prefill.cu`) is compiled once per weight type, as
+//! its own module, so that a model touching two or three types compiles
+//! only those (NVRTC takes seconds per instantiation of this kernel). Each
+//! module holds the F32 and the BF16 input/output variants.
 
 use super::GgmlQuantizedMatmulParams;
-use crate::{CommandEncoder, MlxBuffer, MlxError, Result};
+use crate::encoder::{KernelArg, LaunchConfig};
+use crate::formats::GgmlType;
+use crate::kernels::KernelRegistry;
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
-pub(crate) const SOURCE: &str = include_str!("prefill.cu");
-pub(crate) const KERNELS: &[&str] = &[];
+/// The per-type dequantization header the kernel source includes.
+const DEQUANT_HEADER: (&str, &str) = (
+    "qmm_prefill_dequant.cuh",
+    include_str!("prefill_dequant.cuh"),
+);
+
+/// Output tile of one CTA (input rows × weight rows) and its threads; they
+/// match `QMM_BM`, `QMM_BN` and `QMM_THREADS` in `prefill.cu`.
+const TILE_M: usize = 128;
+const TILE_N: usize = 128;
+const THREADS: u32 = 256;
+/// Shared-memory stages of the input tile (`QMM_A_STAGES`) and of the raw
+/// weight tile, and the row stride of the two dequantized weight tiles
+/// (`QMM_WB_STRIDE`).
+const INPUT_STAGES: usize = 4;
+const WEIGHT_STAGES: usize = 2;
+const DEQUANT_STRIDE: usize = 80;
+
+/// One weight type's module: the kernels for F32 and BF16 input/output.
+pub(crate) struct PrefillModule {
+    ty: GgmlType,
+    name: &'static str,
+    source: &'static str,
+    kernels: [&'static str; 2],
+}
+
+macro_rules! prefill_module {
+    ($ty:ident, $name:literal) => {
+        PrefillModule {
+            ty: GgmlType::$ty,
+            name: concat!("quantized_matmul_prefill_", $name),
+            source: concat!(
+                "#define QMM_DEQ Deq",
+                stringify!($ty),
+                "\n#define QMM_NAME_F32 quantized_matmul_prefill_",
+                $name,
+                "_f32\n#define QMM_NAME_BF16 quantized_matmul_prefill_",
+                $name,
+                "_bf16\n",
+                include_str!("prefill.cu")
+            ),
+            kernels: [
+                concat!("quantized_matmul_prefill_", $name, "_f32"),
+                concat!("quantized_matmul_prefill_", $name, "_bf16"),
+            ],
+        }
+    };
+}
+
+pub(crate) const MODULES: [PrefillModule; 15] = [
+    prefill_module!(F32, "f32"),
+    prefill_module!(F16, "f16"),
+    prefill_module!(BF16, "bf16"),
+    prefill_module!(Q4_0, "q4_0"),
+    prefill_module!(Q4_1, "q4_1"),
+    prefill_module!(Q5_0, "q5_0"),
+    prefill_module!(Q5_1, "q5_1"),
+    prefill_module!(Q8_0, "q8_0"),
+    prefill_module!(Q2_K, "q2_k"),
+    prefill_module!(Q3_K, "q3_k"),
+    prefill_module!(Q4_K, "q4_k"),
+    prefill_module!(Q5_K, "q5_k"),
+    prefill_module!(Q6_K, "q6_k"),
+    prefill_module!(IQ4_NL, "iq4_nl"),
+    prefill_module!(IQ4_XS, "iq4_xs"),
+];
+
+/// Registers the per-type modules and their shared header.
+pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
+    registry.register_header(DEQUANT_HEADER.0, DEQUANT_HEADER.1)?;
+    MODULES
+        .iter()
+        .try_for_each(|m| registry.register_module(m.name, m.source, &m.kernels))
+}
+
+/// The prefill kernel for `ty` with `dtype` input and output.
+pub fn kernel_name(ty: GgmlType, dtype: DType) -> Result<&'static str> {
+    let module = MODULES.iter().find(|m| m.ty == ty).ok_or_else(|| {
+        MlxError::unsupported(super::OP, format!("no prefill kernel for {}", ty.name()))
+    })?;
+    Ok(module.kernels[usize::from(dtype == DType::BF16)])
+}
+
+/// Elements of one raw weight stage (`Deq::KB` in the dequant header).
+fn stage_elements(ty: GgmlType) -> usize {
+    if ty.block_size() == 1 {
+        64
+    } else {
+        256
+    }
+}
+
+/// Bytes between weight rows in a shared-memory stage: the stage's bytes
+/// plus up to 14 bytes of misalignment, rounded to an odd number of 16-byte
+/// units so that eight rows read at the same offset hit distinct banks.
+fn weight_stride(ty: GgmlType) -> usize {
+    let stage_bytes = stage_elements(ty) / ty.block_size() * ty.type_size();
+    let units = (stage_bytes + 14).div_ceil(16);
+    16 * (units | 1)
+}
+
+/// Bytes between input rows in a shared-memory stage (`QmmX<T>::STRIDE`).
+fn input_stride(dtype: DType) -> usize {
+    if dtype == DType::BF16 {
+        64
+    } else {
+        144
+    }
+}
+
+/// Dynamic shared memory of one CTA.
+pub(super) fn shared_bytes(ty: GgmlType, dtype: DType) -> usize {
+    INPUT_STAGES * TILE_M * input_stride(dtype)
+        + 2 * TILE_N * DEQUANT_STRIDE
+        + WEIGHT_STAGES * TILE_N * weight_stride(ty)
+}
 
 pub(super) fn launch(
-    _enc: &mut CommandEncoder,
-    _input: &MlxBuffer,
-    _weight: &MlxBuffer,
-    _output: &MlxBuffer,
-    _p: &GgmlQuantizedMatmulParams,
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
-    Err(MlxError::unsupported(
-        super::OP,
-        "the prefill kernels are not written yet",
-    ))
+    let dtype = input.dtype();
+    let kernel = kernel_name(p.ggml_type, dtype)?;
+    let too_big = |what: &str, v: usize| {
+        MlxError::shape(
+            super::OP,
+            format!("{what} = {v} is too large for the prefill kernels"),
+        )
+    };
+    let dim = |what: &str, v: usize| u32::try_from(v).map_err(|_| too_big(what, v));
+    let (m, n, k) = (dim("m", p.m)?, dim("n", p.n)?, dim("k", p.k)?);
+    let grid_y = dim("m / 128", p.m.div_ceil(TILE_M))?;
+    if grid_y > 65_535 {
+        return Err(too_big("m", p.m));
+    }
+    let row_bytes = p.ggml_type.row_bytes(p.k as u64)? as u64;
+    let w_stride = weight_stride(p.ggml_type) as u32;
+    // cp.async copies the input in 16-byte pieces: rows must start on 16
+    // bytes (device allocations are 256-byte aligned, so the view offset
+    // decides); otherwise the kernel loads element by element.
+    let es = dtype.size_of();
+    let a_vec = u32::from(input.byte_offset() % 16 == 0 && (p.k * es) % 16 == 0);
+    let config = LaunchConfig {
+        grid: (dim("n / 128", p.n.div_ceil(TILE_N))?, grid_y, 1),
+        block: (THREADS, 1, 1),
+        shared_mem_bytes: shared_bytes(p.ggml_type, dtype) as u32,
+    };
+    enc.dispatch_kernel(
+        kernel,
+        config,
+        &[
+            KernelArg::Buffer(input),
+            KernelArg::Buffer(weight),
+            KernelArg::Buffer(output),
+            KernelArg::pod(&m),
+            KernelArg::pod(&n),
+            KernelArg::pod(&k),
+            KernelArg::pod(&row_bytes),
+            KernelArg::pod(&w_stride),
+            KernelArg::pod(&a_vec),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_fits_and_strides_are_odd_units() {
+        for ty in GgmlType::ALL {
+            let s = weight_stride(ty);
+            assert_eq!((s / 16) % 2, 1, "{ty}");
+            let stage = stage_elements(ty) / ty.block_size() * ty.type_size();
+            assert!(s >= stage + 14, "{ty}");
+            for dtype in [DType::F32, DType::BF16] {
+                assert!(shared_bytes(ty, dtype) <= 227 * 1024, "{ty} {dtype}");
+            }
+        }
+    }
 }

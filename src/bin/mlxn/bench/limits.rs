@@ -1,8 +1,9 @@
 //! Limits the benchmark families compare against, measured in the same run.
 
 use mlx_native::ops::fill::fill;
-use mlx_native::{DType, MlxBuffer, MlxDevice, Result};
+use mlx_native::{DType, MlxBuffer, MlxDevice, MlxError, Result};
 
+use super::cublas::Cublas;
 use super::{time_ms, wall_ms};
 
 /// GB/s for `bytes` moved in `ms` milliseconds.
@@ -31,4 +32,104 @@ pub fn copy_gbs(device: &MlxDevice, bytes: usize, reps: usize) -> Result<(f64, &
         gb_per_s(2.0 * bytes as f64, ms),
         "cuMemcpyDtoD copy (read+write)",
     ))
+}
+
+/// cuBLAS bf16 GEMM throughput (TFLOP/s, 2·m·n·k per product): row-major
+/// `c[m, n] = a[m, k] · b[n, k]ᵀ` on random data, `cublasGemmEx` with f32
+/// compute and the default tensor-op algorithm, the median of `reps`
+/// event-timed products. When one set of operands would fit in twice the
+/// L2, the products rotate among several sets.
+pub fn gemm_bf16_tflops(
+    device: &MlxDevice,
+    m: usize,
+    n: usize,
+    k: usize,
+    reps: usize,
+) -> Result<f64> {
+    use cudarc::driver::sys::CUevent_flags;
+    use cudarc::driver::{CudaContext, DevicePtr};
+
+    let props = device
+        .cuda_properties()
+        .ok_or_else(|| MlxError::Unsupported {
+            op: "gemm_bf16_tflops",
+            msg: "the cuBLAS limit needs a CUDA device".into(),
+        })?;
+    let cuda = |e: cudarc::driver::DriverError| MlxError::Cuda {
+        op: "gemm_bf16_tflops",
+        msg: e.to_string(),
+    };
+    let dim = |v: usize| {
+        i32::try_from(v).map_err(|_| MlxError::InvalidArgument {
+            op: "gemm_bf16_tflops",
+            msg: format!("dimension {v} does not fit cuBLAS's int"),
+        })
+    };
+    let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
+    let ctx = CudaContext::new(props.ordinal).map_err(cuda)?;
+    let stream = ctx.new_stream().map_err(cuda)?;
+    let cublas = Cublas::new()?;
+    super::progress(&format!("cuBLAS from {}", cublas.path));
+    cublas.set_stream(stream.cu_stream())?;
+
+    let set_bytes = 2 * (m * k + n * k + m * n);
+    let sets = (2 * props.l2_cache_bytes as usize)
+        .div_ceil(set_bytes)
+        .clamp(1, 8);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random_bf16 = |len: usize| -> Vec<u16> {
+        (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let unit = (seed >> 40) as f32 / (1u64 << 24) as f32;
+                half::bf16::from_f32(2.0 * unit - 1.0).to_bits()
+            })
+            .collect()
+    };
+    let mut buffers = Vec::with_capacity(sets);
+    for _ in 0..sets {
+        let a = stream.clone_htod(&random_bf16(m * k)).map_err(cuda)?;
+        let b = stream.clone_htod(&random_bf16(n * k)).map_err(cuda)?;
+        let c = stream.alloc_zeros::<u16>(m * n).map_err(cuda)?;
+        buffers.push((a, b, c));
+    }
+    let ptrs: Vec<(u64, u64, u64)> = buffers
+        .iter()
+        .map(|(a, b, c)| {
+            (
+                a.device_ptr(&stream).0,
+                b.device_ptr(&stream).0,
+                c.device_ptr(&stream).0,
+            )
+        })
+        .collect();
+    let gemm = |i: usize| {
+        let (a, b, c) = ptrs[i % ptrs.len()];
+        // SAFETY: the pointers are live allocations of m·k, n·k and m·n
+        // bf16 values made on this context and stream.
+        unsafe { cublas.gemm_bf16_nt(mi, ni, ki, a, b, c) }
+    };
+    for i in 0..3 {
+        gemm(i)?;
+    }
+    let mut events = Vec::with_capacity(reps);
+    for i in 0..reps {
+        let start = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(cuda)?;
+        gemm(i)?;
+        let end = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(cuda)?;
+        events.push((start, end));
+    }
+    stream.synchronize().map_err(cuda)?;
+    let mut times = events
+        .iter()
+        .map(|(s, e)| s.elapsed_ms(e).map(f64::from).map_err(cuda))
+        .collect::<Result<Vec<f64>>>()?;
+    let ms = super::median(&mut times);
+    Ok(2.0 * m as f64 * n as f64 * k as f64 / (ms * 1e-3) / 1e12)
 }

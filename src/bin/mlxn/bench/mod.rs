@@ -2,9 +2,11 @@
 //! run. GPU times come from CUDA events around each repetition, after a
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
+mod cublas;
 mod gdn;
 mod gdn_layer;
-mod limits;
+mod gemm;
+pub mod limits;
 mod runtime;
 
 use std::time::Instant;
@@ -15,7 +17,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry, gdn.
+    /// Which benchmarks: all, copy, launch, encode, registry, gemm, gdn.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -122,7 +124,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
     let all = args.which == "all";
-    let known = ["all", "copy", "launch", "encode", "registry", "gdn"];
+    let known = ["all", "copy", "launch", "encode", "registry", "gemm", "gdn"];
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
@@ -144,6 +146,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if (all || args.which == "registry") && device.is_cuda() {
         rows.extend(runtime::registry_times(&device)?);
+    }
+    if all || args.which == "gemm" {
+        rows.extend(gemm::prefill_vs_cublas(&device, args.quick)?);
     }
     if all || args.which == "gdn" {
         rows.extend(gdn_layer::rows(&device, args.quick)?);

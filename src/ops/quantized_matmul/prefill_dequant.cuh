@@ -1,0 +1,230 @@
+// Per-type dequantization for the prefill kernels: the only per-type code.
+//
+// Each struct describes one GGML type and dequantizes 8 consecutive
+// elements e0 .. e0+7 (e0 a multiple of 8 inside the block) of the block at
+// `b`. `b` points into shared memory where the raw blocks were copied
+// verbatim, so it is only 2-byte aligned (blocks of 18, 22, 34 ... bytes).
+// The math is that of src/formats/quants (the CPU reference).
+//
+//   QK    elements per block (1 for the float types: `b` is the element)
+//   BYTES bytes per block
+//   KB    elements per pipeline stage of the weight tile
+//
+// `valid` (1..8) is how many of the 8 elements lie inside the row; only the
+// float types can end a row mid-chunk (quantized rows are whole blocks of at
+// least 32 elements).
+#pragma once
+
+__device__ __forceinline__ u32 qmm_ld16(const u8* p) { return *(const u16*)p; }
+__device__ __forceinline__ u32 qmm_ld32(const u8* p) { return qmm_ld16(p) | (qmm_ld16(p + 2) << 16); }
+__device__ __forceinline__ float qmm_half(const u8* p) { return f16_bits_to_f32((u16)qmm_ld16(p)); }
+
+// 8 bytes at 2-byte-aligned p, as two little-endian words.
+struct QmmBytes8 {
+    u32 w[2];
+    __device__ __forceinline__ explicit QmmBytes8(const u8* p) { w[0] = qmm_ld32(p); w[1] = qmm_ld32(p + 4); }
+    __device__ __forceinline__ u32 operator[](int i) const { return (w[i >> 2] >> (8 * (i & 3))) & 0xFFu; }
+};
+
+// The 16 IQ4_NL levels as bytes, selected with prmt so that no divergent
+// constant-memory lookup is needed.
+__device__ __forceinline__ float qmm_iq4_level(u32 q) {
+    const u32 lo = q < 8 ? 0xBFAD9881u : 0x26190D01u;  // levels 0..3 / 8..11 (bytes LE)
+    const u32 hi = q < 8 ? 0xF6EADDCFu : 0x71594535u;  // levels 4..7 / 12..15
+    return (float)(i8)(__byte_perm(lo, hi, q & 7) & 0xFF);
+}
+
+struct DeqF32 {
+    static constexpr int QK = 1, BYTES = 4, KB = 64;
+    __device__ static void dequant8(const u8* b, int, int valid, float v[8]) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = i < valid ? __uint_as_float(qmm_ld32(b + 4 * i)) : 0.0f;
+    }
+};
+struct DeqF16 {
+    static constexpr int QK = 1, BYTES = 2, KB = 64;
+    __device__ static void dequant8(const u8* b, int, int valid, float v[8]) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = i < valid ? qmm_half(b + 2 * i) : 0.0f;
+    }
+};
+struct DeqBF16 {
+    static constexpr int QK = 1, BYTES = 2, KB = 64;
+    __device__ static void dequant8(const u8* b, int, int valid, float v[8]) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = i < valid ? bf16_bits_to_f32((u16)qmm_ld16(b + 2 * i)) : 0.0f;
+    }
+};
+
+// Legacy 32-element blocks: element e < 16 is the low nibble of qs[e],
+// element e >= 16 the high nibble of qs[e - 16].
+struct DeqQ4_0 {
+    static constexpr int QK = 32, BYTES = 18, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b);
+        const QmmBytes8 q(b + 2 + (e0 & 15));
+        const int sh = e0 & 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * (float)((int)((q[i] >> sh) & 15) - 8);
+    }
+};
+struct DeqQ4_1 {
+    static constexpr int QK = 32, BYTES = 20, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b), m = qmm_half(b + 2);
+        const QmmBytes8 q(b + 4 + (e0 & 15));
+        const int sh = e0 & 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * (float)((q[i] >> sh) & 15) + m;
+    }
+};
+struct DeqQ5_0 {
+    static constexpr int QK = 32, BYTES = 22, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b);
+        const u32 qh = qmm_ld32(b + 2) >> e0;
+        const QmmBytes8 q(b + 6 + (e0 & 15));
+        const int sh = e0 & 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int code = (int)(((q[i] >> sh) & 15) | (((qh >> i) & 1) << 4));
+            v[i] = d * (float)(code - 16);
+        }
+    }
+};
+struct DeqQ5_1 {
+    static constexpr int QK = 32, BYTES = 24, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b), m = qmm_half(b + 2);
+        const u32 qh = qmm_ld32(b + 4) >> e0;
+        const QmmBytes8 q(b + 8 + (e0 & 15));
+        const int sh = e0 & 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const u32 code = ((q[i] >> sh) & 15) | (((qh >> i) & 1) << 4);
+            v[i] = d * (float)code + m;
+        }
+    }
+};
+struct DeqQ8_0 {
+    static constexpr int QK = 32, BYTES = 34, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b);
+        const QmmBytes8 q(b + 2 + e0);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * (float)(i8)q[i];
+    }
+};
+struct DeqIQ4_NL {
+    static constexpr int QK = 32, BYTES = 18, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const float d = qmm_half(b);
+        const QmmBytes8 q(b + 2 + (e0 & 15));
+        const int sh = e0 & 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = d * qmm_iq4_level((q[i] >> sh) & 15);
+    }
+};
+
+// 256-element super-blocks. Eight consecutive elements from a multiple of 8
+// always share one sub-block scale and one bit position, and their code
+// bytes are contiguous.
+struct DeqQ2_K {
+    static constexpr int QK = 256, BYTES = 84, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const u32 sc = b[e0 / 16];
+        const float dl = qmm_half(b + 80) * (float)(sc & 15);
+        const float ml = qmm_half(b + 82) * (float)(sc >> 4);
+        const QmmBytes8 q(b + 16 + 32 * (e0 / 128) + e0 % 32);
+        const int sh = 2 * ((e0 % 128) / 32);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = dl * (float)((q[i] >> sh) & 3) - ml;
+    }
+};
+struct DeqQ3_K {
+    static constexpr int QK = 256, BYTES = 110, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const u8* s = b + 96;
+        const int j = e0 / 16;
+        const u32 low = j < 8 ? (s[j] & 15) : (s[j - 8] >> 4);
+        const u32 high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        const float dl = qmm_half(b + 108) * (float)((int)(low | (high << 4)) - 32);
+        const QmmBytes8 hm(b + e0 % 32);
+        const QmmBytes8 q(b + 32 + 32 * (e0 / 128) + e0 % 32);
+        const int sh = 2 * ((e0 % 128) / 32), hb = e0 / 32;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int code = (int)((q[i] >> sh) & 3) - (((hm[i] >> hb) & 1) ? 0 : 4);
+            v[i] = dl * (float)code;
+        }
+    }
+};
+
+// The 6-bit (scale, min) pair of sub-block j of Q4_K/Q5_K (12 bytes at s).
+__device__ __forceinline__ void qmm_k4_scale_min(const u8* s, int j, u32& sc, u32& mn) {
+    if (j < 4) {
+        sc = s[j] & 63;
+        mn = s[j + 4] & 63;
+    } else {
+        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+struct DeqQ4_K {
+    static constexpr int QK = 256, BYTES = 144, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        u32 sc, mn;
+        qmm_k4_scale_min(b + 4, e0 / 32, sc, mn);
+        const float dl = qmm_half(b) * (float)sc, ml = qmm_half(b + 2) * (float)mn;
+        const QmmBytes8 q(b + 16 + 32 * (e0 / 64) + e0 % 32);
+        const int sh = (e0 % 64) >= 32 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = dl * (float)((q[i] >> sh) & 15) - ml;
+    }
+};
+struct DeqQ5_K {
+    static constexpr int QK = 256, BYTES = 176, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        u32 sc, mn;
+        qmm_k4_scale_min(b + 4, e0 / 32, sc, mn);
+        const float dl = qmm_half(b) * (float)sc, ml = qmm_half(b + 2) * (float)mn;
+        const QmmBytes8 qh(b + 16 + e0 % 32);
+        const QmmBytes8 q(b + 48 + 32 * (e0 / 64) + e0 % 32);
+        const int sh = (e0 % 64) >= 32 ? 4 : 0, hb = e0 / 32;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const u32 code = ((q[i] >> sh) & 15) | (((qh[i] >> hb) & 1) << 4);
+            v[i] = dl * (float)code - ml;
+        }
+    }
+};
+struct DeqQ6_K {
+    static constexpr int QK = 256, BYTES = 210, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const int half = e0 / 128, quarter = (e0 % 128) / 32, l = e0 % 32;
+        const float dl = qmm_half(b + 208) * (float)(i8)b[192 + e0 / 16];
+        const QmmBytes8 ql(b + 64 * half + l + 32 * (quarter % 2));
+        const QmmBytes8 qh(b + 128 + 32 * half + l);
+        const int sh = quarter < 2 ? 0 : 4;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int code = (int)(((ql[i] >> sh) & 15) | (((qh[i] >> (2 * quarter)) & 3) << 4));
+            v[i] = dl * (float)(code - 32);
+        }
+    }
+};
+struct DeqIQ4_XS {
+    static constexpr int QK = 256, BYTES = 136, KB = 256;
+    __device__ static void dequant8(const u8* b, int e0, int, float v[8]) {
+        const int ib = e0 / 32;
+        const u32 low = (b[4 + ib / 2] >> (4 * (ib % 2))) & 15;
+        const u32 high = (qmm_ld16(b + 2) >> (2 * ib)) & 3;
+        const float dl = qmm_half(b) * (float)((int)(low | (high << 4)) - 32);
+        const QmmBytes8 q(b + 8 + 16 * ib + e0 % 16);
+        const int sh = (e0 % 32) >= 16 ? 4 : 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = dl * qmm_iq4_level((q[i] >> sh) & 15);
+    }
+};
+
