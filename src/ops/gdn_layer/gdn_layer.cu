@@ -3,8 +3,9 @@
 // The Gated DeltaNet layer around the recurrence: short causal conv1d +
 // SiLU (prefill and decode), the gates g and β, and the gated RMS norm.
 // All are memory-bound: each kernel reads its activations once and writes
-// its outputs once, with 16-byte accesses where the launcher found the rows
-// aligned (`VEC` > 1), one element per access otherwise.
+// its outputs once, with vector accesses where the launcher found the rows
+// aligned (`VEC` > 1: 16 bytes; 4 elements for gdn_gates), one element per
+// access otherwise.
 
 struct alignas(16) raw16_t { u32 w[4]; };
 struct alignas(8) raw8_t { u32 w[2]; };
