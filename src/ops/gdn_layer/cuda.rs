@@ -26,9 +26,12 @@ pub(crate) const KERNELS: &[&str] = &[
     "gdn_gates_f32",
     "gdn_gates_f16",
     "gdn_gates_bf16",
-    "rms_norm_gated_vec4_f32",
-    "rms_norm_gated_vec4_f16",
-    "rms_norm_gated_vec4_bf16",
+    "rms_norm_gated_vec_f32",
+    "rms_norm_gated_vec_f16",
+    "rms_norm_gated_vec_bf16",
+    "rms_norm_gated_vec_long_f32",
+    "rms_norm_gated_vec_long_f16",
+    "rms_norm_gated_vec_long_bf16",
     "rms_norm_gated_f32",
     "rms_norm_gated_f16",
     "rms_norm_gated_bf16",
@@ -40,12 +43,21 @@ pub(crate) const KERNELS: &[&str] = &[
 /// Mirrors of the constants in `gdn_layer.cu`.
 const CONV_TOKENS_PER_THREAD: usize = 16;
 const CONV_WINDOW_MAX: usize = 4;
-const CONV_VEC: usize = 4;
 const CONV_THREADS: usize = 256;
 const CONV_MIN_BLOCKS: usize = 2;
-const NORM_VEC4_MAX_DIM: usize = 4 * 32 * 4;
-const NORM_SCALAR_MAX_DIM: usize = 32 * 8;
+/// Chunks of a row each lane of an `rms_norm_gated` kernel holds, and
+/// rows per lane group: `_vec` holds 4 rows of 1 chunk, `_vec_long` 1 row
+/// of 4 chunks (the same registers), the scalar kernel 1 row of 8.
+const NORM_VEC_CHUNKS: usize = 1;
+const NORM_VEC_LONG_CHUNKS: usize = 4;
+const NORM_SCALAR_CHUNKS: usize = 8;
+const NORM_VEC_ROWS: usize = 4;
 
+/// The bytes of one access of the `_vec` kernels.
+const VEC_BYTES: usize = 16;
+
+/// Block size of every launch here (`CONV_THREADS` and `NORM_THREADS` in
+/// the source, which the kernels' launch bounds assume).
 const THREADS: u32 = 256;
 
 /// A null pointer for an absent optional buffer.
@@ -72,6 +84,11 @@ fn aligned(bytes: usize, buffers: &[Option<&MlxBuffer>]) -> bool {
         .all(|b| b.byte_offset() % bytes == 0)
 }
 
+/// Elements per 16-byte access.
+fn vec_len(d: DType) -> usize {
+    VEC_BYTES / d.size_of()
+}
+
 /// One thread per item, in blocks of [`THREADS`].
 fn one_thread_each(items: u64) -> LaunchConfig {
     LaunchConfig::linear(items.div_ceil(THREADS as u64).max(1) as u32, THREADS)
@@ -92,15 +109,15 @@ pub(super) fn ssm_conv(
     let (name, vec, tokens_per_thread) = if p.kernel_width > CONV_WINDOW_MAX {
         let tpt = CONV_TOKENS_PER_THREAD.max(p.kernel_width - 1);
         (format!("ssm_conv_any_width_{dt}"), 1, tpt)
-    } else if p.channels % CONV_VEC == 0
+    } else if p.channels % vec_len(x.dtype()) == 0
         && aligned(
-            CONV_VEC * x.dtype().size_of(),
+            VEC_BYTES,
             &[Some(x), Some(out), conv_state_in, conv_state_out],
         )
     {
         (
             format!("ssm_conv_w4_vec_{dt}"),
-            CONV_VEC,
+            vec_len(x.dtype()),
             CONV_TOKENS_PER_THREAD,
         )
     } else {
@@ -220,31 +237,38 @@ pub(super) fn rms_norm_gated(
     let dt = dtype_suffix(o.dtype());
     let dim = weight.element_count();
     let rows = (o.element_count() / dim) as u64;
-    let vec4 = dim % 4 == 0
-        && dim <= NORM_VEC4_MAX_DIM
-        && aligned(4 * o.dtype().size_of(), &[Some(o), Some(z), Some(out)])
-        && aligned(16, &[Some(weight)]);
-    let name = if vec4 {
-        format!("rms_norm_gated_vec4_{dt}")
-    } else if dim <= NORM_SCALAR_MAX_DIM {
-        format!("rms_norm_gated_{dt}")
+    let vec = vec_len(o.dtype());
+    let aligned_vec =
+        dim % vec == 0 && aligned(VEC_BYTES, &[Some(o), Some(z), Some(out), Some(weight)]);
+    // (kernel, elements per access, chunks per lane, rows per lane group)
+    let variant = if aligned_vec && dim <= 32 * vec * NORM_VEC_CHUNKS {
+        Some(("rms_norm_gated_vec", vec, NORM_VEC_CHUNKS, NORM_VEC_ROWS))
+    } else if aligned_vec && dim <= 32 * vec * NORM_VEC_LONG_CHUNKS {
+        Some(("rms_norm_gated_vec_long", vec, NORM_VEC_LONG_CHUNKS, 1))
+    } else if dim <= 32 * NORM_SCALAR_CHUNKS {
+        Some(("rms_norm_gated", 1, NORM_SCALAR_CHUNKS, 1))
     } else {
-        format!("rms_norm_gated_wide_{dt}")
+        None
     };
-    // One warp per row.
-    let config = grid_stride_launch(enc, rows * 32, THREADS);
-    let (dim, eps) = (dim as u32, p.eps);
-    enc.dispatch_kernel(
-        &name,
-        config,
-        &[
-            KernelArg::Buffer(o),
-            KernelArg::Buffer(z),
-            KernelArg::Buffer(weight),
-            KernelArg::Buffer(out),
-            KernelArg::pod(&rows),
-            KernelArg::pod(&dim),
-            KernelArg::pod(&eps),
-        ],
-    )
+    let (dim32, eps) = (dim as u32, p.eps);
+    let mut args = vec![
+        KernelArg::Buffer(o),
+        KernelArg::Buffer(z),
+        KernelArg::Buffer(weight),
+        KernelArg::Buffer(out),
+        KernelArg::pod(&rows),
+        KernelArg::pod(&dim32),
+        KernelArg::pod(&eps),
+    ];
+    let Some((kernel, vec, chunks, rows_per_group)) = variant else {
+        // One warp per row.
+        let config = grid_stride_launch(enc, rows * 32, THREADS);
+        return enc.dispatch_kernel(&format!("rms_norm_gated_wide_{dt}"), config, &args);
+    };
+    // The fewest lanes (a power of two) whose chunks cover a row.
+    let row_lanes = dim.div_ceil(vec * chunks).next_power_of_two() as u32;
+    args.push(KernelArg::pod(&row_lanes));
+    let threads = rows.div_ceil(rows_per_group as u64) * row_lanes as u64;
+    let config = grid_stride_launch(enc, threads, THREADS);
+    enc.dispatch_kernel(&format!("{kernel}_{dt}"), config, &args)
 }

@@ -80,12 +80,15 @@ pub fn check_gates(dev: &MlxDevice) {
 pub fn check_norm(dev: &MlxDevice) {
     let mut rng = Rng::new(4500);
     let mut enc = dev.command_encoder().unwrap();
-    // Head dims: 128 (Qwen3.5, 4 elements per access), 37 (odd), 256, 600
-    // (longer than the register kernels take), 8 at an odd offset.
+    // Head dims: 128 (Qwen3.5: 16-byte accesses, several rows per warp),
+    // 37 (odd), 256 at an 8-byte offset, 512 (several 16-byte chunks per
+    // lane), 600 (longer than the register kernels take), 8 at an odd
+    // offset.
     let mut cases = vec![
         (128, 37, 0),
         (37, 20, 0),
         (256, 9, 4),
+        (512, 7, 8),
         (600, 5, 0),
         (8, 30, 3),
     ];
