@@ -221,7 +221,7 @@ pub(super) fn prefill(
         let pad = 16 / el;
         let xs = s.key_dim.max(s.value_dim) + pad;
         let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el
-            + 2 * GDN_CHUNK * (GDN_CHUNK + 1) * 4
+            + 2 * GDN_CHUNK * (GDN_CHUNK + 4) * 4
             + 4 * GDN_CHUNK * 4;
         enc.dispatch_kernel(
             KERNELS[base],
