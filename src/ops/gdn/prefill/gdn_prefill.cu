@@ -34,7 +34,7 @@ struct GdnDims {
     i32 value_dim;
     i32 l2_norm;
     float scale;
-    i32 stages;     // state kernel: shared-memory stages (1 or 2)
+    i32 stages;     // state kernel: shared-memory stages (1 to 3)
     i32 q_in_w;     // state kernel: Q is loaded into W's buffer (largest shapes)
     i32 reserved;
 };
@@ -106,7 +106,7 @@ template <> struct GdnMma<bf16_t> {
         b[1] = gdn_pair(p + g * ns + (2 * t + 8) * ks, ks);
     }
     __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
@@ -127,7 +127,7 @@ template <> struct GdnMma<float> {
         b[1] = gdn_tf32(p[g * ns + (t + 4) * ks]);
     }
     __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
@@ -239,6 +239,37 @@ __device__ __forceinline__ void gdn_mma_smem(float (*acc)[4], const T* a, int ld
         }
     } else {
         gdn_warp_gemm<T, NT>(acc, a, A_COL ? 1 : lda, A_COL ? lda : 1, b, B_KN ? 1 : ldb, B_KN ? ldb : 1, kdim);
+    }
+}
+
+// acc0 += A0·B and acc1 += A1·B, A0 and A1 row-major with one stride, B as
+// in gdn_mma_smem (n-major): the B fragments are loaded once for both.
+template <typename T, int NT>
+__device__ __forceinline__ void gdn_mma_smem_pair(float (*acc0)[4], float (*acc1)[4], const T* a0, const T* a1, int lda,
+                                                  const T* b, int ldb, int kdim) {
+    if constexpr (sizeof(T) == 2) {
+        const int lane = threadIdx.x & 31;
+        const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+        const int ao = (r8 + 8 * m1) * lda + 8 * m2;
+        const T* pb = b + (r8 + 8 * m2) * ldb + 8 * m1;
+#pragma unroll
+        for (int k0 = 0; k0 < kdim; k0 += 16) {
+            u32 f0[4], f1[4];
+            gdn_ldsm(f0, a0 + ao + k0);
+            gdn_ldsm(f1, a1 + ao + k0);
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                u32 bf[4];
+                gdn_ldsm(bf, pb + n * 8 * ldb + k0);
+                GdnMma<bf16_t>::mma(acc0[n], f0, bf);
+                GdnMma<bf16_t>::mma(acc1[n], f1, bf);
+                GdnMma<bf16_t>::mma(acc0[n + 1], f0, bf + 2);
+                GdnMma<bf16_t>::mma(acc1[n + 1], f1, bf + 2);
+            }
+        }
+    } else {
+        gdn_warp_gemm<T, NT>(acc0, a0, lda, 1, b, ldb, 1, kdim);
+        gdn_warp_gemm<T, NT>(acc1, a1, lda, 1, b, ldb, 1, kdim);
     }
 }
 
@@ -594,14 +625,19 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         }
     };
 
-    if (c0 < c1) load_chunk(c0, 0);
-    gdn_cp_commit();
+    // With S stages, chunk c + S − 1 is being loaded while chunk c is used.
+    const int S = d.stages;
+    for (int p = 0; p < (S > 1 ? S - 1 : 1); ++p) {
+        if (c0 + p < c1) load_chunk(c0 + p, p);
+        gdn_cp_commit();
+    }
     for (int c = c0; c < c1; ++c) {
-        const int s = d.stages == 2 ? (c - c0) & 1 : 0;
-        if (d.stages == 2) {
-            if (c + 1 < c1) load_chunk(c + 1, s ^ 1);
+        const int s = (c - c0) % S;
+        if (S > 1) {
+            if (c + S - 1 < c1) load_chunk(c + S - 1, (c - c0 + S - 1) % S);
             gdn_cp_commit();
-            gdn_cp_wait<1>();
+            if (S == 3) gdn_cp_wait<2>();
+            else gdn_cp_wait<1>();
         } else {
             gdn_cp_wait<0>();
         }
@@ -624,11 +660,15 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             }
         __syncthreads();
 
-        // (b) V_new = U − W·Hᵀ for this warp's 16 tokens.
+        // (b) V_new = U − W·Hᵀ for this warp's 16 tokens, and Q·Hᵀ beside it
+        // (same B operand) unless Q arrives later.
+        float oq[2][4];
+        gdn_zero<2>(oq);
         {
             float acc[2][4];
             gdn_zero<2>(acc);
-            gdn_mma_smem<T, 2, false, false>(acc, ws + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            if (q_in_w) gdn_mma_smem<T, 2, false, false>(acc, ws + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            else gdn_mma_smem_pair<T, 2>(acc, oq, ws + rb * 16 * KS, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
             const float* fk = fl + GDN_C;
 #pragma unroll
             for (int n = 0; n < 2; ++n)
@@ -652,9 +692,8 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
         // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
         {
-            float acc[2][4];
-            gdn_zero<2>(acc);
-            gdn_mma_smem<T, 2, false, false>(acc, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            float (*acc)[4] = oq;
+            if (q_in_w) gdn_mma_smem<T, 2, false, false>(acc, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
 #pragma unroll
             for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -679,7 +718,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             gdn_mma_smem<T, NTH, true, true>(acc_h, vd + mw * 16, US, kt + nq * (K / 4), KS, GDN_C);
         }
         __syncthreads();
-        if (d.stages != 2 && c + 1 < c1) {
+        if (S == 1 && c + 1 < c1) {
             load_chunk(c + 1, 0);
             gdn_cp_commit();
         }
