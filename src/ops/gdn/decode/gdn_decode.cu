@@ -70,55 +70,63 @@ __device__ void gdn_decode(const T* __restrict__ q, const T* __restrict__ k, con
         const T* qp = q + (tok * Hk + kh) * K + lane * E;
         const T* kp = k + (tok * Hk + kh) * K + lane * E;
         float qv[E], kv[E];
-        float qq = 0.f, kk = 0.f;
+        float qq = 0.f, kk = 0.f, kq = 0.f;
 #pragma unroll
         for (int e = 0; e < E; ++e) {
             qv[e] = to_f32(qp[e]);
             kv[e] = to_f32(kp[e]);
             qq += qv[e] * qv[e];
             kk += kv[e] * kv[e];
-        }
-        float qf = d.scale, kf = 1.f;
-        if (d.l2_norm) {
-            qf *= 1.f / sqrtf(warp_sum(qq) + 1e-6f);
-            kf = 1.f / sqrtf(warp_sum(kk) + 1e-6f);
+            kq += kv[e] * qv[e];
         }
         const u64 gate = tok * Hv + h;
         const float decay = expf(g[gate]), bt = beta[gate];
         const T* vp = v + gate * V + row0;
-        float vr[GDN_DECODE_ROWS], sk[GDN_DECODE_ROWS], sq[GDN_DECODE_ROWS];
+        float vr[GDN_DECODE_ROWS];
+#pragma unroll
+        for (int r = 0; r < GDN_DECODE_ROWS; ++r) vr[r] = to_f32(vp[r]);
+        // With S the decayed state, S' = S + δ kᵀ gives S'q = Sq + δ (k·q):
+        // S k, S q, k·k, q·q and k·q are reduced together, in one round.
+        float sk[GDN_DECODE_ROWS], sq[GDN_DECODE_ROWS];
 #pragma unroll
         for (int r = 0; r < GDN_DECODE_ROWS; ++r) {
-            vr[r] = to_f32(vp[r]);
-            float acc = 0.f;
+            float ak = 0.f, aq = 0.f;
 #pragma unroll
             for (int e = 0; e < E; ++e) {
                 s[r][e] *= decay;
-                acc += s[r][e] * kv[e];
+                ak += s[r][e] * kv[e];
+                aq += s[r][e] * qv[e];
             }
-            sk[r] = acc;
+            sk[r] = ak;
+            sq[r] = aq;
         }
 #pragma unroll
-        for (int r = 0; r < GDN_DECODE_ROWS; ++r) sk[r] = warp_sum(sk[r]);
+        for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+            for (int r = 0; r < GDN_DECODE_ROWS; ++r) {
+                sk[r] += __shfl_xor_sync(0xffffffffu, sk[r], o);
+                sq[r] += __shfl_xor_sync(0xffffffffu, sq[r], o);
+            }
+            kq += __shfl_xor_sync(0xffffffffu, kq, o);
+            if (d.l2_norm) {
+                qq += __shfl_xor_sync(0xffffffffu, qq, o);
+                kk += __shfl_xor_sync(0xffffffffu, kk, o);
+            }
+        }
+        float qf = d.scale, kf = 1.f;
+        if (d.l2_norm) {
+            qf *= 1.f / sqrtf(qq + 1e-6f);
+            kf = 1.f / sqrtf(kk + 1e-6f);
+        }
+        float mine = 0.f;
 #pragma unroll
         for (int r = 0; r < GDN_DECODE_ROWS; ++r) {
             const float delta = bt * (vr[r] - kf * sk[r]) * kf;  // δ·(k scale) applied to the raw k
-            float acc = 0.f;
 #pragma unroll
-            for (int e = 0; e < E; ++e) {
-                s[r][e] += delta * kv[e];
-                acc += s[r][e] * qv[e];
-            }
-            sq[r] = acc;
+            for (int e = 0; e < E; ++e) s[r][e] += delta * kv[e];
+            if (lane == r) mine = sq[r] + delta * kq;
         }
-#pragma unroll
-        for (int r = 0; r < GDN_DECODE_ROWS; ++r) sq[r] = warp_sum(sq[r]);
-        if (lane < GDN_DECODE_ROWS) {
-            float mine = sq[0];
-#pragma unroll
-            for (int r = 1; r < GDN_DECODE_ROWS; ++r) mine = lane == r ? sq[r] : mine;
-            o[gate * V + row0 + lane] = from_f32<T>(qf * mine);
-        }
+        if (lane < GDN_DECODE_ROWS) o[gate * V + row0 + lane] = from_f32<T>(qf * mine);
     }
 #pragma unroll
     for (int r = 0; r < GDN_DECODE_ROWS; ++r) gdn_store_f32<E>(s_rows + (u64)r * K, s[r]);

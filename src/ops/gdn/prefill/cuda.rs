@@ -151,7 +151,9 @@ fn state_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
     let stage =
         |tiles: usize| (tiles * GDN_CHUNK * ks + GDN_CHUNK * ps + GDN_CHUNK * us) * el + floats;
     let fixed = (V_TILE * ks + 2 * GDN_CHUNK * us) * el;
-    if 2 * stage(3) + fixed <= limit {
+    if 3 * stage(3) + fixed <= limit {
+        Ok((3 * stage(3) + fixed, 3, 0))
+    } else if 2 * stage(3) + fixed <= limit {
         Ok((2 * stage(3) + fixed, 2, 0))
     } else if stage(3) + fixed <= limit {
         Ok((stage(3) + fixed, 1, 0))
@@ -221,7 +223,7 @@ pub(super) fn prefill(
         let pad = 16 / el;
         let xs = s.key_dim.max(s.value_dim) + pad;
         let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el
-            + 2 * GDN_CHUNK * (GDN_CHUNK + 1) * 4
+            + 2 * GDN_CHUNK * (GDN_CHUNK + 4) * 4
             + 4 * GDN_CHUNK * 4;
         enc.dispatch_kernel(
             KERNELS[base],

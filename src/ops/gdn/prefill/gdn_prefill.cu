@@ -34,7 +34,7 @@ struct GdnDims {
     i32 value_dim;
     i32 l2_norm;
     float scale;
-    i32 stages;     // state kernel: shared-memory stages (1 or 2)
+    i32 stages;     // state kernel: shared-memory stages (1 to 3)
     i32 q_in_w;     // state kernel: Q is loaded into W's buffer (largest shapes)
     i32 reserved;
 };
@@ -106,7 +106,7 @@ template <> struct GdnMma<bf16_t> {
         b[1] = gdn_pair(p + g * ns + (2 * t + 8) * ks, ks);
     }
     __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
@@ -127,7 +127,7 @@ template <> struct GdnMma<float> {
         b[1] = gdn_tf32(p[g * ns + (t + 4) * ks]);
     }
     __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
@@ -173,21 +173,142 @@ __device__ __forceinline__ void gdn_cp4(void* dst, const void* src, bool valid) 
 __device__ __forceinline__ void gdn_cp_commit() { asm volatile("cp.async.commit_group;"); }
 template <int N> __device__ __forceinline__ void gdn_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 
-// rows × (cols elements) of T from global rows `row_stride` apart into shared
-// rows `sstride` apart; rows ≥ valid_rows are zero-filled. All threads call.
-template <typename T>
-__device__ __forceinline__ void gdn_load_tile(T* dst, int sstride, const T* src, u64 row_stride,
-                                              int rows, int cols, int valid_rows) {
-    const int per_row = cols * (int)sizeof(T) / 16;
-    const int vec = 16 / (int)sizeof(T);
-    for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
-        const int r = i / per_row, c = (i - r * per_row) * vec;
-        const bool valid = r < valid_rows;
-        gdn_cp16(dst + r * sstride + c, valid ? src + r * row_stride + c : src, valid);
+// ROWS × COLS elements of T from global rows `row_stride` apart into shared
+// rows `sstride` apart, 16 bytes per copy; rows ≥ valid_rows are zero-filled.
+// All NTH threads of the block call.
+template <typename T, int ROWS, int COLS, int NTH>
+__device__ __forceinline__ void gdn_load_tile(T* dst, int sstride, const T* src, u64 row_stride, int valid_rows) {
+    constexpr int VEC = 16 / (int)sizeof(T);
+    constexpr int PER_ROW = COLS / VEC;
+    constexpr int TOTAL = ROWS * PER_ROW;
+#pragma unroll
+    for (int i0 = 0; i0 < TOTAL; i0 += NTH) {
+        const int i = i0 + (int)threadIdx.x;
+        if (TOTAL % NTH == 0 || i < TOTAL) {
+            const int r = i / PER_ROW, c = (i % PER_ROW) * VEC;
+            const bool valid = r < valid_rows;
+            gdn_cp16(dst + r * sstride + c, valid ? src + r * row_stride + c : src, valid);
+        }
+    }
+}
+
+// The same for a row length known only at run time (one of 64, 128, 256).
+template <typename T, int ROWS, int NTH>
+__device__ __forceinline__ void gdn_load_rows(T* dst, int sstride, const T* src, u64 row_stride, int cols, int valid_rows) {
+    if (cols == 64) gdn_load_tile<T, ROWS, 64, NTH>(dst, sstride, src, row_stride, valid_rows);
+    else if (cols == 128) gdn_load_tile<T, ROWS, 128, NTH>(dst, sstride, src, row_stride, valid_rows);
+    else gdn_load_tile<T, ROWS, 256, NTH>(dst, sstride, src, row_stride, valid_rows);
+}
+
+// ---- warp tiles from shared memory ------------------------------------------
+
+__device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+}
+__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+}
+
+// acc[n] += A(16 × kdim) · B(kdim × 8·NT), both in shared memory. A is
+// A(m, k) = a[m·lda + k], or a[k·lda + m] when A_COL; B is B(k, n) =
+// b[n·ldb + k], or b[k·ldb + n] when B_KN. 16-bit types use ldmatrix (four
+// 8×8 matrices per instruction, .trans for the transposed layouts; rows
+// must start 16-byte aligned); f32 takes the scalar tf32 path. NT is even.
+template <typename T, int NT, bool A_COL, bool B_KN>
+__device__ __forceinline__ void gdn_mma_smem(float (*acc)[4], const T* a, int lda, const T* b, int ldb, int kdim) {
+    if constexpr (sizeof(T) == 2) {
+        const int lane = threadIdx.x & 31;
+        const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+        const T* pa = A_COL ? a + (r8 + 8 * m2) * lda + 8 * m1 : a + (r8 + 8 * m1) * lda + 8 * m2;
+        const T* pb = B_KN ? b + (r8 + 8 * m1) * ldb + 8 * m2 : b + (r8 + 8 * m2) * ldb + 8 * m1;
+#pragma unroll
+        for (int k0 = 0; k0 < kdim; k0 += 16) {
+            u32 af[4];
+            if (A_COL) gdn_ldsm_t(af, pa + k0 * lda);
+            else gdn_ldsm(af, pa + k0);
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                u32 bf[4];
+                if (B_KN) gdn_ldsm_t(bf, pb + k0 * ldb + n * 8);
+                else gdn_ldsm(bf, pb + n * 8 * ldb + k0);
+                GdnMma<bf16_t>::mma(acc[n], af, bf);
+                GdnMma<bf16_t>::mma(acc[n + 1], af, bf + 2);
+            }
+        }
+    } else {
+        gdn_warp_gemm<T, NT>(acc, a, A_COL ? 1 : lda, A_COL ? lda : 1, b, B_KN ? 1 : ldb, B_KN ? ldb : 1, kdim);
+    }
+}
+
+// acc0 += A0·B and acc1 += A1·B, A0 and A1 row-major with one stride, B as
+// in gdn_mma_smem (n-major): the B fragments are loaded once for both.
+template <typename T, int NT>
+__device__ __forceinline__ void gdn_mma_smem_pair(float (*acc0)[4], float (*acc1)[4], const T* a0, const T* a1, int lda,
+                                                  const T* b, int ldb, int kdim) {
+    if constexpr (sizeof(T) == 2) {
+        const int lane = threadIdx.x & 31;
+        const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+        const int ao = (r8 + 8 * m1) * lda + 8 * m2;
+        const T* pb = b + (r8 + 8 * m2) * ldb + 8 * m1;
+#pragma unroll
+        for (int k0 = 0; k0 < kdim; k0 += 16) {
+            u32 f0[4], f1[4];
+            gdn_ldsm(f0, a0 + ao + k0);
+            gdn_ldsm(f1, a1 + ao + k0);
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                u32 bf[4];
+                gdn_ldsm(bf, pb + n * 8 * ldb + k0);
+                GdnMma<bf16_t>::mma(acc0[n], f0, bf);
+                GdnMma<bf16_t>::mma(acc1[n], f1, bf);
+                GdnMma<bf16_t>::mma(acc0[n + 1], f0, bf + 2);
+                GdnMma<bf16_t>::mma(acc1[n + 1], f1, bf + 2);
+            }
+        }
+    } else {
+        gdn_warp_gemm<T, NT>(acc0, a0, lda, 1, b, ldb, 1, kdim);
+        gdn_warp_gemm<T, NT>(acc1, a1, lda, 1, b, ldb, 1, kdim);
+    }
+}
+
+// Two adjacent elements (a C-fragment pair) as one 4- or 8-byte store.
+__device__ __forceinline__ void gdn_store2(bf16_t* p, float a, float b) { *reinterpret_cast<u32*>(p) = gdn_pack_bf16(a, b); }
+__device__ __forceinline__ void gdn_store2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
+
+// ---- f32 16×16 blocks on tensor cores (split tf32, about f32 accuracy) -----
+
+__device__ __forceinline__ void gdn_split_tf32(float x, u32& hi, u32& lo) {
+    hi = gdn_tf32(x);
+    lo = gdn_tf32(x - __uint_as_float(hi));
+}
+
+// acc += X(16 × 16k) · Y(16k × 16), X row-major (ldx), Y row-major (ldy),
+// f32 in shared memory; hi·hi + hi·lo + lo·hi products of m16n8k8 tf32.
+__device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], const float* x, int ldx, const float* y, int ldy, int kdim) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int k0 = 0; k0 < kdim; k0 += 8) {
+        u32 ah[4], al[4];
+        gdn_split_tf32(x[g * ldx + k0 + t], ah[0], al[0]);
+        gdn_split_tf32(x[(g + 8) * ldx + k0 + t], ah[1], al[1]);
+        gdn_split_tf32(x[g * ldx + k0 + t + 4], ah[2], al[2]);
+        gdn_split_tf32(x[(g + 8) * ldx + k0 + t + 4], ah[3], al[3]);
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+            u32 bh[2], bl[2];
+            gdn_split_tf32(y[(k0 + t) * ldy + n * 8 + g], bh[0], bl[0]);
+            gdn_split_tf32(y[(k0 + t + 4) * ldy + n * 8 + g], bh[1], bl[1]);
+            GdnMma<float>::mma(acc[n], al, bh);
+            GdnMma<float>::mma(acc[n], ah, bl);
+            GdnMma<float>::mma(acc[n], ah, bh);
+        }
     }
 }
 
 // ---- prep: one block of 128 threads per (chunk, value head) ----------------
+
+#define GDN_PREP_THREADS 128
 
 template <typename T, int K>
 __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
@@ -197,7 +318,8 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
                          const GdnSeqs& seqs, const GdnDims& d) {
     constexpr int PAD = 16 / (int)sizeof(T);
     constexpr int KS = K + PAD;
-    constexpr int FS = GDN_C + 1;  // f32 matrices: odd stride, column walks are conflict-free
+    constexpr int FS = GDN_C + 4;    // f32 matrices (rows 16-byte aligned)
+    constexpr int TS = GDN_C + PAD;  // T·diag(…) in T's type, as an mma operand
     const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
     const int XS = (V > K ? V : K) + PAD;
     const int c = blockIdx.x, h = blockIdx.y;
@@ -213,43 +335,65 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     extern __shared__ __align__(16) unsigned char gdn_smem[];
     T* ks = reinterpret_cast<T*>(gdn_smem);            // [64][KS] k rows
     T* xs = ks + GDN_C * KS;                            // [64][XS] q rows, then v rows
-    float* as = reinterpret_cast<float*>(xs + GDN_C * XS);  // [64][FS] A, then T·diag(βe^G r_k)
-    float* ts = as + GDN_C * FS;                        // [64][FS] T, then T·diag(β)
+    float* as = reinterpret_cast<float*>(xs + GDN_C * XS);  // [64][FS] A
+    float* ts = as + GDN_C * FS;                        // [64][FS] T = (I + A)⁻¹
+    T* tw = reinterpret_cast<T*>(as);                   // [64][TS] T·diag(βe^G r_k), over A and T
+    T* tu = tw + GDN_C * TS;                            // [64][TS] T·diag(β)
     float* gs = ts + GDN_C * FS;                        // G (cumulative log-decay)
     float* bs = gs + GDN_C;                             // β
     float* rk = bs + GDN_C;                             // key row factors
     float* rq = rk + GDN_C;                             // query row factors
 
     const u64 qk_row = (u64)Hk * K;
-    gdn_load_tile<T>(ks, KS, k + ((u64)start * Hk + kh) * K, qk_row, GDN_C, K, len);
-    gdn_load_tile<T>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, GDN_C, K, len);
+    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(ks, KS, k + ((u64)start * Hk + kh) * K, qk_row, len);
+    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, len);
     gdn_cp_commit();
-    if (tid < GDN_C) {
-        const bool ok = tid < len;
-        gs[tid] = ok ? g[(u64)(start + tid) * Hv + h] : 0.f;
-        bs[tid] = ok ? beta[(u64)(start + tid) * Hv + h] : 0.f;
+    if (warp == 0) {
+        // G = inclusive prefix sum of g (two tokens per lane).
+        const int i0 = 2 * lane;
+        const float a0 = i0 < len ? g[(u64)(start + i0) * Hv + h] : 0.f;
+        const float a1 = i0 + 1 < len ? g[(u64)(start + i0 + 1) * Hv + h] : 0.f;
+        float run = a0 + a1;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float x = __shfl_up_sync(0xffffffffu, run, o);
+            if (lane >= o) run += x;
+        }
+        gs[i0] = run - a1;
+        gs[i0 + 1] = run;
+    } else if (warp == 1) {
+#pragma unroll
+        for (int i = lane; i < GDN_C; i += 32) bs[i] = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
     }
     gdn_cp_wait<0>();
     __syncthreads();
 
-    // Row factors of the optional L2 norm: 1 / sqrt(Σx² + 1e-6).
-    for (int r = warp * 16; r < warp * 16 + 16; ++r) {
+    {
+        // Row factors of the optional L2 norm, 1 / sqrt(Σx² + 1e-6): two
+        // threads per row, 16-byte reads.
+        const int r = tid >> 1, half = tid & 1;
+        constexpr int VEC = 16 / (int)sizeof(T);
+        const uint4* kr = reinterpret_cast<const uint4*>(ks + r * KS + half * (K / 2));
+        const uint4* qr = reinterpret_cast<const uint4*>(xs + r * XS + half * (K / 2));
         float sk = 0.f, sq = 0.f;
-        for (int e = lane; e < K; e += 32) {
-            const float a = to_f32(ks[r * KS + e]), b = to_f32(xs[r * XS + e]);
-            sk += a * a;
-            sq += b * b;
+#pragma unroll
+        for (int e = 0; e < K / 2 / VEC; ++e) {
+            const uint4 a = kr[e], b = qr[e];
+            const T* av = reinterpret_cast<const T*>(&a);
+            const T* bv = reinterpret_cast<const T*>(&b);
+#pragma unroll
+            for (int x = 0; x < VEC; ++x) {
+                const float fa = to_f32(av[x]), fb = to_f32(bv[x]);
+                sk = fmaf(fa, fa, sk);
+                sq = fmaf(fb, fb, sq);
+            }
         }
-        sk = warp_sum(sk);
-        sq = warp_sum(sq);
-        if (lane == 0) {
+        sk += __shfl_xor_sync(0xffffffffu, sk, 1);
+        sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+        if (half == 0) {
             rk[r] = d.l2_norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f;
             rq[r] = d.l2_norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f;
         }
-    }
-    if (tid == 0) {
-        float run = 0.f;
-        for (int i = 0; i < GDN_C; ++i) { run += gs[i]; gs[i] = run; }
     }
     __syncthreads();
 
@@ -258,81 +402,129 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         float s_acc[8][4], q_acc[8][4];
         gdn_zero<8>(s_acc);
         gdn_zero<8>(q_acc);
-        gdn_warp_gemm<T, 8>(s_acc, ks + warp * 16 * KS, KS, 1, ks, KS, 1, K);
-        gdn_warp_gemm<T, 8>(q_acc, xs + warp * 16 * XS, XS, 1, ks, KS, 1, K);
+        gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
+        gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * XS, XS, ks, KS, K);
         T* p_tile = p_out + ((u64)c * Hv + h) * GDN_C * GDN_C;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int i = warp * 16 + gq + (e >= 2 ? 8 : 0);
-                const int j = n * 8 + 2 * tq + (e & 1);
-                const float decay = j <= i ? expf(gs[i] - gs[j]) : 0.f;
-                as[i * FS + j] = j < i ? bs[i] * rk[i] * rk[j] * decay * s_acc[n][e] : 0.f;
-                p_tile[i * GDN_C + j] = from_f32<T>(d.scale * rq[i] * rk[j] * decay * q_acc[n][e]);
+            for (int hr = 0; hr < 2; ++hr) {
+                const int i = warp * 16 + gq + 8 * hr;
+                const int j = n * 8 + 2 * tq;
+                const float gi = gs[i], fi = d.scale * rq[i], ai = bs[i] * rk[i];
+                const float e0 = j <= i ? expf(gi - gs[j]) * rk[j] : 0.f;
+                const float e1 = j + 1 <= i ? expf(gi - gs[j + 1]) * rk[j + 1] : 0.f;
+                as[i * FS + j] = j < i ? ai * e0 * s_acc[n][2 * hr] : 0.f;
+                as[i * FS + j + 1] = j + 1 < i ? ai * e1 * s_acc[n][2 * hr + 1] : 0.f;
+                gdn_store2(p_tile + i * GDN_C + j, fi * e0 * q_acc[n][2 * hr], fi * e1 * q_acc[n][2 * hr + 1]);
             }
         }
     }
     __syncthreads();
 
     // v rows replace q rows while the warps solve for T.
-    gdn_load_tile<T>(xs, XS, v + ((u64)start * Hv + h) * V, (u64)Hv * V, GDN_C, V, len);
+    gdn_load_rows<T, GDN_C, GDN_PREP_THREADS>(xs, XS, v + ((u64)start * Hv + h) * V, (u64)Hv * V, V, len);
     gdn_cp_commit();
     {
-        // Column j of T = (I + A)⁻¹ by forward substitution, two lanes of one
-        // warp per column (odd and even m), four independent sums each so
-        // the shared-memory loads overlap; only __syncwarp is needed.
-        const int j = tid >> 1, half = tid & 1;
-        for (int i = 0; i < GDN_C; ++i) {
-            const float* a_row = as + i * FS;
-            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-            int m = half;
-            for (; m + 6 < i; m += 8) {
-                s0 = fmaf(a_row[m], ts[m * FS + j], s0);
-                s1 = fmaf(a_row[m + 2], ts[(m + 2) * FS + j], s1);
-                s2 = fmaf(a_row[m + 4], ts[(m + 4) * FS + j], s2);
-                s3 = fmaf(a_row[m + 6], ts[(m + 6) * FS + j], s3);
+        // T = (I + A)⁻¹ by 16×16 blocks. Warp w inverts diagonal block w by
+        // forward substitution (lane j < 16 owns column j in registers) and
+        // zeroes the blocks right of it; then level by level
+        // T_ij = −T_ii · Σ_{i>m≥j} A_im T_mj, warp i computing block (i, i − lvl).
+        const int d0 = warp * 16;
+        const int j = lane & 15;
+        float col[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            const float* a_row = as + (d0 + i) * FS + d0;
+            float s = i == j ? 1.f : 0.f;
+#pragma unroll
+            for (int m = 0; m < i; ++m) s = fmaf(-a_row[m], col[m], s);
+            col[i] = s;
+        }
+        if (lane < 16) {
+#pragma unroll
+            for (int i = 0; i < 16; ++i) ts[(d0 + i) * FS + d0 + j] = col[i];
+        }
+        for (int e = lane; e < 16 * (GDN_C - d0 - 16); e += 32) {
+            const int w = GDN_C - d0 - 16;
+            ts[(d0 + e / w) * FS + d0 + 16 + e % w] = 0.f;
+        }
+        __syncthreads();
+        for (int lvl = 1; lvl < 4; ++lvl) {
+            if (warp >= lvl) {
+                const int j0 = (warp - lvl) * 16;
+                float x[2][4];
+                gdn_zero<2>(x);
+                gdn_block_mma_f32(x, as + d0 * FS + j0, FS, ts + j0 * FS + j0, FS, 16 * lvl);
+                float* blk = ts + d0 * FS + j0;  // X, then T_ij, in place
+#pragma unroll
+                for (int n = 0; n < 2; ++n) {
+                    blk[gq * FS + n * 8 + 2 * tq] = x[n][0];
+                    blk[gq * FS + n * 8 + 2 * tq + 1] = x[n][1];
+                    blk[(gq + 8) * FS + n * 8 + 2 * tq] = x[n][2];
+                    blk[(gq + 8) * FS + n * 8 + 2 * tq + 1] = x[n][3];
+                }
+                __syncwarp();
+                gdn_zero<2>(x);
+                gdn_block_mma_f32(x, ts + d0 * FS + d0, FS, blk, FS, 16);
+                __syncwarp();
+#pragma unroll
+                for (int n = 0; n < 2; ++n) {
+                    blk[gq * FS + n * 8 + 2 * tq] = -x[n][0];
+                    blk[gq * FS + n * 8 + 2 * tq + 1] = -x[n][1];
+                    blk[(gq + 8) * FS + n * 8 + 2 * tq] = -x[n][2];
+                    blk[(gq + 8) * FS + n * 8 + 2 * tq + 1] = -x[n][3];
+                }
             }
-            for (; m < i; m += 2) s0 = fmaf(a_row[m], ts[m * FS + j], s0);
-            float s = (s0 + s1) + (s2 + s3);
-            s += __shfl_xor_sync(0xffffffffu, s, 1);
-            if (half == 0) ts[i * FS + j] = (i == j ? 1.f : 0.f) - s;
-            __syncwarp();
+            __syncthreads();
+        }
+    }
+    {
+        // T·diag(βe^G r_k) and T·diag(β) in T's type, over A and T.
+        constexpr int PER = GDN_C * GDN_C / GDN_PREP_THREADS / 2;
+        float2 tv[PER];
+#pragma unroll
+        for (int x = 0; x < PER; ++x) {
+            const int e = 2 * (x * GDN_PREP_THREADS + tid);
+            tv[x] = *reinterpret_cast<const float2*>(ts + (e / GDN_C) * FS + e % GDN_C);
+        }
+        const int j = (2 * tid) % GDN_C;
+        const float b0 = bs[j], b1 = bs[j + 1];
+        const float w0 = b0 * expf(gs[j]) * rk[j], w1 = b1 * expf(gs[j + 1]) * rk[j + 1];
+        __syncthreads();
+#pragma unroll
+        for (int x = 0; x < PER; ++x) {
+            const int e = 2 * (x * GDN_PREP_THREADS + tid), i = e / GDN_C;
+            gdn_store2(tw + i * TS + j, tv[x].x * w0, tv[x].y * w1);
+            gdn_store2(tu + i * TS + j, tv[x].x * b0, tv[x].y * b1);
         }
     }
     gdn_cp_wait<0>();
-    __syncthreads();
-    for (int e = tid; e < GDN_C * GDN_C; e += blockDim.x) {
-        const int i = e / GDN_C, j = e % GDN_C;
-        const float t = ts[i * FS + j];
-        as[i * FS + j] = t * bs[j] * expf(gs[j]) * rk[j];
-        ts[i * FS + j] = t * bs[j];
-    }
     __syncthreads();
 
     // W = (T·diag(βe^G r_k))·K and U = (T·diag(β))·V, 64 columns at a time.
     for (int n0 = 0; n0 < K; n0 += 64) {
         float acc[8][4];
         gdn_zero<8>(acc);
-        gdn_warp_gemm<T, 8>(acc, as + warp * 16 * FS, FS, 1, ks + n0, 1, KS, GDN_C);
+        gdn_mma_smem<T, 8, false, true>(acc, tw + warp * 16 * TS, TS, ks + n0, KS, GDN_C);
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int i = warp * 16 + gq + (e >= 2 ? 8 : 0);
-                if (i < len) w_out[((u64)(start + i) * Hv + h) * K + n0 + n * 8 + 2 * tq + (e & 1)] = from_f32<T>(acc[n][e]);
+            for (int hr = 0; hr < 2; ++hr) {
+                const int i = warp * 16 + gq + 8 * hr;
+                if (i < len) gdn_store2(w_out + ((u64)(start + i) * Hv + h) * K + n0 + n * 8 + 2 * tq, acc[n][2 * hr], acc[n][2 * hr + 1]);
             }
     }
     for (int n0 = 0; n0 < V; n0 += 64) {
         float acc[8][4];
         gdn_zero<8>(acc);
-        gdn_warp_gemm<T, 8>(acc, ts + warp * 16 * FS, FS, 1, xs + n0, 1, XS, GDN_C);
+        gdn_mma_smem<T, 8, false, true>(acc, tu + warp * 16 * TS, TS, xs + n0, XS, GDN_C);
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int i = warp * 16 + gq + (e >= 2 ? 8 : 0);
-                if (i < len) u_out[((u64)(start + i) * Hv + h) * V + n0 + n * 8 + 2 * tq + (e & 1)] = from_f32<T>(acc[n][e]);
+            for (int hr = 0; hr < 2; ++hr) {
+                const int i = warp * 16 + gq + 8 * hr;
+                if (i < len) gdn_store2(u_out + ((u64)(start + i) * Hv + h) * V + n0 + n * 8 + 2 * tq, acc[n][2 * hr], acc[n][2 * hr + 1]);
             }
     }
     if (tid < len) {
@@ -345,6 +537,8 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 }
 
 // ---- state: one block of 256 threads per (value head × V tile, sequence) ---
+
+#define GDN_STATE_THREADS 256
 
 template <typename T, int K>
 struct GdnStateLayout {
@@ -416,11 +610,11 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         stage_ptrs(s, ws, kt, qt, pt, ut, fl);
         const int start = tok0 + (c - c0) * GDN_C;
         const int len = min(GDN_C, tok1 - start);
-        gdn_load_tile<T>(ws, KS, w_in + ((u64)start * Hv + h) * K, (u64)Hv * K, GDN_C, K, len);
-        gdn_load_tile<T>(kt, KS, k + ((u64)start * Hk + kh) * K, (u64)Hk * K, GDN_C, K, len);
-        if (!q_in_w) gdn_load_tile<T>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, GDN_C, K, len);
-        gdn_load_tile<T>(pt, PS, p_in + ((u64)c * Hv + h) * GDN_C * GDN_C, GDN_C, GDN_C, GDN_C, GDN_C);
-        gdn_load_tile<T>(ut, US, u_in + ((u64)start * Hv + h) * V + v0, (u64)Hv * V, GDN_C, GDN_VT, len);
+        gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(ws, KS, w_in + ((u64)start * Hv + h) * K, (u64)Hv * K, len);
+        gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(kt, KS, k + ((u64)start * Hk + kh) * K, (u64)Hk * K, len);
+        if (!q_in_w) gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, len);
+        gdn_load_tile<T, GDN_C, GDN_C, GDN_STATE_THREADS>(pt, PS, p_in + ((u64)c * Hv + h) * GDN_C * GDN_C, GDN_C, GDN_C);
+        gdn_load_tile<T, GDN_C, GDN_VT, GDN_STATE_THREADS>(ut, US, u_in + ((u64)start * Hv + h) * V + v0, (u64)Hv * V, len);
         if (tid < GDN_C) {
             const u64 at = (u64)(start + tid) * Hv + h;
             const bool ok = tid < len;
@@ -431,14 +625,19 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         }
     };
 
-    if (c0 < c1) load_chunk(c0, 0);
-    gdn_cp_commit();
+    // With S stages, chunk c + S − 1 is being loaded while chunk c is used.
+    const int S = d.stages;
+    for (int p = 0; p < (S > 1 ? S - 1 : 1); ++p) {
+        if (c0 + p < c1) load_chunk(c0 + p, p);
+        gdn_cp_commit();
+    }
     for (int c = c0; c < c1; ++c) {
-        const int s = d.stages == 2 ? (c - c0) & 1 : 0;
-        if (d.stages == 2) {
-            if (c + 1 < c1) load_chunk(c + 1, s ^ 1);
+        const int s = (c - c0) % S;
+        if (S > 1) {
+            if (c + S - 1 < c1) load_chunk(c + S - 1, (c - c0 + S - 1) % S);
             gdn_cp_commit();
-            gdn_cp_wait<1>();
+            if (S == 3) gdn_cp_wait<2>();
+            else gdn_cp_wait<1>();
         } else {
             gdn_cp_wait<0>();
         }
@@ -452,34 +651,40 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 #pragma unroll
         for (int n = 0; n < NTH; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = mw * 16 + gq + (e >= 2 ? 8 : 0);
-                const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
-                hs[r * KS + col] = from_f32<T>(acc_h[n][e]);
-                if (chunk_states) chunk_states[((u64)c * Hv + h) * V * K + (u64)(v0 + r) * K + col] = acc_h[n][e];
+            for (int hr = 0; hr < 2; ++hr) {
+                const int r = mw * 16 + gq + 8 * hr;
+                const int col = nq * (K / 4) + n * 8 + 2 * tq;
+                gdn_store2(hs + r * KS + col, acc_h[n][2 * hr], acc_h[n][2 * hr + 1]);
+                if (chunk_states)
+                    gdn_store2(chunk_states + ((u64)c * Hv + h) * V * K + (u64)(v0 + r) * K + col, acc_h[n][2 * hr], acc_h[n][2 * hr + 1]);
             }
         __syncthreads();
 
-        // (b) V_new = U − W·Hᵀ for this warp's 16 tokens.
+        // (b) V_new = U − W·Hᵀ for this warp's 16 tokens, and Q·Hᵀ beside it
+        // (same B operand) unless Q arrives later.
+        float oq[2][4];
+        gdn_zero<2>(oq);
         {
             float acc[2][4];
             gdn_zero<2>(acc);
-            gdn_warp_gemm<T, 2>(acc, ws + rb * 16 * KS, KS, 1, hs + ch * 16 * KS, KS, 1, K);
+            if (q_in_w) gdn_mma_smem<T, 2, false, false>(acc, ws + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            else gdn_mma_smem_pair<T, 2>(acc, oq, ws + rb * 16 * KS, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
             const float* fk = fl + GDN_C;
 #pragma unroll
             for (int n = 0; n < 2; ++n)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int i = rb * 16 + gq + (e >= 2 ? 8 : 0);
-                    const int col = ch * 16 + n * 8 + 2 * tq + (e & 1);
-                    const float x = to_f32(ut[i * US + col]) - acc[n][e];
-                    vn[i * US + col] = from_f32<T>(x);
-                    vd[i * US + col] = from_f32<T>(fk[i] * x);
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int i = rb * 16 + gq + 8 * hr;
+                    const int col = ch * 16 + n * 8 + 2 * tq;
+                    const float x0 = to_f32(ut[i * US + col]) - acc[n][2 * hr];
+                    const float x1 = to_f32(ut[i * US + col + 1]) - acc[n][2 * hr + 1];
+                    gdn_store2(vn + i * US + col, x0, x1);
+                    gdn_store2(vd + i * US + col, fk[i] * x0, fk[i] * x1);
                 }
         }
         __syncthreads();
         if (q_in_w) {
-            gdn_load_tile<T>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, GDN_C, K, len);
+            gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, len);
             gdn_cp_commit();
             gdn_cp_wait<0>();
             __syncthreads();
@@ -487,20 +692,19 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
         // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
         {
-            float acc[2][4];
-            gdn_zero<2>(acc);
-            gdn_warp_gemm<T, 2>(acc, qt + rb * 16 * KS, KS, 1, hs + ch * 16 * KS, KS, 1, K);
+            float (*acc)[4] = oq;
+            if (q_in_w) gdn_mma_smem<T, 2, false, false>(acc, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
 #pragma unroll
             for (int n = 0; n < 2; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[n][e] *= fl[rb * 16 + gq + (e >= 2 ? 8 : 0)];
-            gdn_warp_gemm<T, 2>(acc, pt + rb * 16 * PS, PS, 1, vn + ch * 16, 1, US, GDN_C);
+            gdn_mma_smem<T, 2, false, true>(acc, pt + rb * 16 * PS, PS, vn + ch * 16, US, GDN_C);
 #pragma unroll
             for (int n = 0; n < 2; ++n)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int i = rb * 16 + gq + (e >= 2 ? 8 : 0);
-                    if (i < len) o[((u64)(start + i) * Hv + h) * V + v0 + ch * 16 + n * 8 + 2 * tq + (e & 1)] = from_f32<T>(acc[n][e]);
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int i = rb * 16 + gq + 8 * hr;
+                    if (i < len) gdn_store2(o + ((u64)(start + i) * Hv + h) * V + v0 + ch * 16 + n * 8 + 2 * tq, acc[n][2 * hr], acc[n][2 * hr + 1]);
                 }
         }
 
@@ -511,10 +715,10 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             for (int n = 0; n < NTH; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc_h[n][e] *= cd;
-            gdn_warp_gemm<T, NTH>(acc_h, vd + mw * 16, 1, US, kt + nq * (K / 4), 1, KS, GDN_C);
+            gdn_mma_smem<T, NTH, true, true>(acc_h, vd + mw * 16, US, kt + nq * (K / 4), KS, GDN_C);
         }
         __syncthreads();
-        if (d.stages != 2 && c + 1 < c1) {
+        if (S == 1 && c + 1 < c1) {
             load_chunk(c + 1, 0);
             gdn_cp_commit();
         }
