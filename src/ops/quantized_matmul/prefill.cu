@@ -57,9 +57,8 @@ __device__ __forceinline__ u32 qmm_smem_addr(const void* p) {
 }
 // 16 bytes global → shared; only `src_bytes` (0 or 16) are read, the rest
 // is zero-filled.
-__device__ __forceinline__ void qmm_cp_async16(void* dst, const void* src, u32 src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(qmm_smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
+__device__ __forceinline__ void qmm_cp_async16(u32 dst, const void* src, u32 src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
 __device__ __forceinline__ void qmm_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void qmm_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
@@ -112,25 +111,31 @@ template <typename Deq, typename T> struct QmmPrefill {
     bool async_x;  // bf16 rows on 16 bytes: cp.async; else through registers
     bool vec_x;    // f32 rows on 16 bytes: float4 loads
     // Input copy: thread handles rows xr + 32i (i < 4), 8 elements at 8·xc.
+    // Kept in registers: the first row's source, 32 rows in bytes, which
+    // rows exist, and the shared address of the chunk in slot 0.
     int xr, xc;
     u32 x_swz;  // byte offset of its 16-byte chunk in a row, swizzled
+    const u8* x_src;
+    u64 x_rows32;
+    u32 x_ok;
+    u32 x_dst;
     float4 xv[4][2];
-    // Dequantization: rows wrow[h] of the tile, starting wdelta[h] bytes
-    // into their shared rows (before the stage offset); lane's t.
+    // Dequantization: rows wrow[h] of the tile (their shared rows start at
+    // w_row[h] in slot 0), whose bytes start wdelta[h] past the row start
+    // (before the stage offset); lane's t.
     int wrow[2];
+    const u8* w_row[2];
     u32 wdelta[2];
     int t;
 
     __device__ void x_async(int s) {
-        u8* slot = xs + (s % QMM_X_SLOTS) * QMM_X_SLOT_BYTES;
-        const u32 kk = (u32)s * QMM_BK + 8 * xc;
+        const u32 dst = x_dst + (s % QMM_X_SLOTS) * QMM_X_SLOT_BYTES;
+        const u8* src = x_src + (u64)s * (QMM_BK * sizeof(T));
+        const u32 ok = (u32)s * QMM_BK + 8 * xc < k ? x_ok : 0;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const int r = xr + 32 * i;
-            const u32 row = m0 + r;
-            const bool ok = row < m && kk < k;
-            qmm_cp_async16(slot + r * 128 + x_swz, ok ? (const void*)(x + (u64)row * k + kk) : (const void*)x,
-                           ok ? 16 : 0);
+            const bool on = (ok >> i) & 1;
+            qmm_cp_async16(dst + 32 * 128 * i, on ? (const void*)(src + i * x_rows32) : (const void*)x, on ? 16 : 0);
         }
     }
     __device__ void x_load(int s) {
@@ -175,7 +180,7 @@ template <typename Deq, typename T> struct QmmPrefill {
             const u32 row = n0 + r < n ? n0 + r : n - 1;
             const u64 start = (u64)w + row * row_bytes + off;
             const u64 src = (start & ~(u64)15) + 16 * (u64)c;
-            if (src < start + bytes) qmm_cp_async16(wb + r * W::STRIDE + 16 * c, (const void*)src, 16);
+            if (src < start + bytes) qmm_cp_async16(qmm_smem_addr(wb + r * W::STRIDE + 16 * c), (const void*)src, 16);
         }
     }
     // Copy group g: input stage g, and the weight stage first needed by
@@ -194,7 +199,6 @@ template <typename Deq, typename T> struct QmmPrefill {
     // a[q][h] = k 2t,2t+1 and a[q][2+h] = k 2t+8,2t+9.
     __device__ void dequant(int s, u32 (&a)[4][4]) {
         const int j = s / W::SPB;
-        const u8* wb = ws + (j & 1) * (QMM_BN * W::STRIDE);
         const u32 stage_off = (u32)((u64)j * W::STAGE_BYTES);
 #pragma unroll
         for (int c = 0; c < 2; c++) {
@@ -205,7 +209,7 @@ template <typename Deq, typename T> struct QmmPrefill {
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 if (valid > 0) {
-                    const u8* row = wb + wrow[h] * W::STRIDE + ((wdelta[h] + stage_off) & 15);
+                    const u8* row = w_row[h] + (j & 1) * (QMM_BN * W::STRIDE) + ((wdelta[h] + stage_off) & 15);
                     Deq::dequant32(row + (es / Deq::QK) * Deq::BYTES, es % Deq::QK, t, valid, o[h]);
                 } else {
 #pragma unroll
@@ -241,6 +245,7 @@ template <typename Deq, typename T> struct QmmPrefill {
 template <typename Deq, typename T>
 __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
                             u32 k, u64 row_bytes, u32 a_vec) {
+    using W = QmmW<Deq>;
     extern __shared__ __align__(1024) u8 qmm_smem[];
     QmmPrefill<Deq, T> p;
     p.xs = qmm_smem + ((1024 - (qmm_smem_addr(qmm_smem) & 1023)) & 1023);
@@ -261,11 +266,18 @@ __device__ void qmm_prefill(const T* __restrict__ x, const u8* __restrict__ w, T
     p.xr = tid >> 3;
     p.xc = tid & 7;
     p.x_swz = (u32)((p.xc ^ (p.xr & 7)) << 4);
+    p.x_src = (const u8*)(x + (u64)(p.m0 + p.xr) * k + 8 * p.xc);
+    p.x_rows32 = (u64)32 * k * sizeof(T);
+    p.x_ok = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) p.x_ok |= (p.m0 + p.xr + 32 * i < m ? 1u : 0u) << i;
+    p.x_dst = qmm_smem_addr(p.xs) + p.xr * 128 + p.x_swz;
     const int g = lane >> 2;
     p.t = lane & 3;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         p.wrow[h] = 16 * warp + g + 8 * h;  // warpgroup warp/4 owns rows 64·(warp/4) ..
+        p.w_row[h] = p.ws + p.wrow[h] * W::STRIDE;
         const u32 want = p.n0 + p.wrow[h], row = want < n ? want : n - 1;
         p.wdelta[h] = (u32)(((u64)w + row * row_bytes) & 15);
     }

@@ -32,6 +32,24 @@ __device__ __forceinline__ u32 qmm_pack_bf16(float lo, float hi) {
 // to the mantissa of 1.5 · 2^23, which is then subtracted.
 __device__ __forceinline__ float qmm_i2f(int v) { return __int_as_float(0x4B400000 + v) - 12582912.0f; }
 
+// Packed bf16 dequantization for codes below 128: the code goes into the
+// mantissa of bf16 128.0 (0x4300), exact; subtracting 128 + offset is exact
+// too, so the only roundings are the scale's (to bf16) and the product's.
+#define QMM_BF16X2_ONE 0x3F803F80u
+#define QMM_BF16X2_NEG_ZERO 0x80008000u
+__device__ __forceinline__ u32 qmm_bf16x2_fma(u32 a, u32 b, u32 c) {
+    u32 d;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+// Bytes 0 and 1 of w moved to bytes 0 and 2 (one per bf16 half).
+__device__ __forceinline__ u32 qmm_spread(u32 w) { return __byte_perm(w, 0, 0x4140); }
+// scale · (code − 128 − off) for two codes c (bits 0-6 and 16-22), where
+// neg_base is the bf16x2 of −(128 + off).
+__device__ __forceinline__ u32 qmm_scale_codes(u32 c, u32 neg_base, u32 scale2, u32 add2) {
+    return qmm_bf16x2_fma(qmm_bf16x2_fma(c | 0x43004300u, QMM_BF16X2_ONE, neg_base), scale2, add2);
+}
+
 __device__ __forceinline__ u32 qmm_ld16(const u8* p) { return *(const u16*)p; }
 __device__ __forceinline__ u32 qmm_ld32(const u8* p) { return qmm_ld16(p) | (qmm_ld16(p + 2) << 16); }
 __device__ __forceinline__ float qmm_half(const u8* p) { return f16_bits_to_f32((u16)qmm_ld16(p)); }
@@ -94,13 +112,12 @@ struct DeqQ4_0 {
     static constexpr int QK = 32, BYTES = 18, KB = 256;
     // Pair j: low (j < 2) or high nibbles of qs[2t + 8(j % 2)], +1.
     __device__ static void dequant32(const u8* b, int, int t, int, u32 out[4]) {
-        const float d = qmm_half(b);
-        const u32 q[2] = {qmm_ld16(b + 2 + 2 * t), qmm_ld16(b + 10 + 2 * t)};
+        const u32 d2 = qmm_pack_bf16(qmm_half(b), qmm_half(b));
+        const u32 q[2] = {qmm_spread(qmm_ld16(b + 2 + 2 * t)), qmm_spread(qmm_ld16(b + 10 + 2 * t))};
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const u32 w = q[j & 1] >> (j & 2 ? 4 : 0);
-            out[j] = qmm_pack_bf16(d * qmm_i2f((int)(w & 15) - 8), d * qmm_i2f((int)((w >> 8) & 15) - 8));
-        }
+        for (int j = 0; j < 4; j++)
+            out[j] = qmm_scale_codes((q[j & 1] >> (j & 2 ? 4 : 0)) & 0x000F000Fu, 0xC308C308u /* -136 */, d2,
+                                     QMM_BF16X2_NEG_ZERO);
     }
 };
 struct DeqQ4_1 : QmmPairs<DeqQ4_1> {
@@ -215,13 +232,13 @@ struct DeqQ4_K {
         u32 sc, mn;
         qmm_k4_scale_min(b + 4, e0 / 32, sc, mn);
         const float dl = qmm_half(b) * (float)sc, ml = qmm_half(b + 2) * (float)mn;
+        const u32 dl2 = qmm_pack_bf16(dl, dl), nml2 = qmm_pack_bf16(-ml, -ml);
         const u8* q = b + 16 + 32 * (e0 / 64) + 2 * t;
         const int sh = (e0 % 64) >= 32 ? 4 : 0;
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const u32 w = qmm_ld16(q + 8 * j) >> sh;
-            out[j] = qmm_pack_bf16(dl * qmm_i2f((int)(w & 15)) - ml, dl * qmm_i2f((int)((w >> 8) & 15)) - ml);
-        }
+        for (int j = 0; j < 4; j++)
+            out[j] = qmm_scale_codes((qmm_spread(qmm_ld16(q + 8 * j)) >> sh) & 0x000F000Fu, 0xC300C300u /* -128 */,
+                                     dl2, nml2);
     }
 };
 struct DeqQ5_K {
@@ -230,14 +247,15 @@ struct DeqQ5_K {
         u32 sc, mn;
         qmm_k4_scale_min(b + 4, e0 / 32, sc, mn);
         const float dl = qmm_half(b) * (float)sc, ml = qmm_half(b + 2) * (float)mn;
+        const u32 dl2 = qmm_pack_bf16(dl, dl), nml2 = qmm_pack_bf16(-ml, -ml);
         const u8* q = b + 48 + 32 * (e0 / 64) + 2 * t;
         const u8* qh = b + 16 + 2 * t;
         const int sh = (e0 % 64) >= 32 ? 4 : 0, hb = e0 / 32;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const u32 w = qmm_ld16(q + 8 * j) >> sh, h = qmm_ld16(qh + 8 * j) >> hb;
-            const u32 c0 = (w & 15) | ((h & 1) << 4), c1 = ((w >> 8) & 15) | (((h >> 8) & 1) << 4);
-            out[j] = qmm_pack_bf16(dl * qmm_i2f((int)c0) - ml, dl * qmm_i2f((int)c1) - ml);
+            const u32 lo = (qmm_spread(qmm_ld16(q + 8 * j)) >> sh) & 0x000F000Fu;
+            const u32 hi = ((qmm_spread(qmm_ld16(qh + 8 * j)) >> hb) & 0x00010001u) << 4;
+            out[j] = qmm_scale_codes(lo | hi, 0xC300C300u /* -128 */, dl2, nml2);
         }
     }
 };
@@ -247,15 +265,16 @@ struct DeqQ6_K {
     __device__ static void dequant32(const u8* b, int e0, int t, int, u32 out[4]) {
         const int half = e0 / 128, quarter = (e0 % 128) / 32;
         const float d = qmm_half(b + 208);
-        const float dl[2] = {d * (float)(i8)b[192 + e0 / 16], d * (float)(i8)b[193 + e0 / 16]};
+        const float s0 = d * (float)(i8)b[192 + e0 / 16], s1 = d * (float)(i8)b[193 + e0 / 16];
+        const u32 dl2[2] = {qmm_pack_bf16(s0, s0), qmm_pack_bf16(s1, s1)};
         const u8* ql = b + 64 * half + 32 * (quarter % 2) + 2 * t;
         const u8* qh = b + 128 + 32 * half + 2 * t;
         const int sh = quarter < 2 ? 0 : 4, hb = 2 * quarter;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const u32 w = qmm_ld16(ql + 8 * j) >> sh, h = qmm_ld16(qh + 8 * j) >> hb;
-            const u32 c0 = (w & 15) | ((h & 3) << 4), c1 = ((w >> 8) & 15) | (((h >> 8) & 3) << 4);
-            out[j] = qmm_pack_bf16(dl[j / 2] * qmm_i2f((int)c0 - 32), dl[j / 2] * qmm_i2f((int)c1 - 32));
+            const u32 lo = (qmm_spread(qmm_ld16(ql + 8 * j)) >> sh) & 0x000F000Fu;
+            const u32 hi = ((qmm_spread(qmm_ld16(qh + 8 * j)) >> hb) & 0x00030003u) << 4;
+            out[j] = qmm_scale_codes(lo | hi, 0xC320C320u /* -160 */, dl2[j / 2], QMM_BF16X2_NEG_ZERO);
         }
     }
 };
