@@ -1,4 +1,5 @@
-//! The prefill kernels' launcher: tensor-core tiles of 128 × 128 outputs.
+//! The prefill kernels' launcher: tiles of 128 × 128 outputs, two wgmma
+//! warpgroups per CTA.
 //!
 //! One kernel template (`prefill.cu`) is compiled once per weight type, as
 //! its own module, so that a model touching two or three types compiles
@@ -22,12 +23,13 @@ const DEQUANT_HEADER: (&str, &str) = (
 const TILE_M: usize = 128;
 const TILE_N: usize = 128;
 const THREADS: u32 = 256;
-/// Shared-memory stages of the input tile (`QMM_A_STAGES`) and of the raw
-/// weight tile, and the row stride of the two dequantized weight tiles
-/// (`QMM_WB_STRIDE`).
-const INPUT_STAGES: usize = 4;
-const WEIGHT_STAGES: usize = 2;
-const DEQUANT_STRIDE: usize = 80;
+/// Shared-memory slots of the input tile (`QMM_X_SLOTS`, each 128 rows of
+/// 64 bf16) and of the raw weight tile, and the slack that lets the kernel
+/// align the input slots to 1024 bytes (the 128-byte swizzle's period).
+const INPUT_SLOTS: usize = 4;
+const INPUT_SLOT_BYTES: usize = TILE_M * 64 * 2;
+const WEIGHT_SLOTS: usize = 2;
+const ALIGN_SLACK: usize = 1024;
 
 /// One weight type's module: the kernels for F32 and BF16 input/output.
 pub(crate) struct PrefillModule {
@@ -97,7 +99,7 @@ pub fn kernel_name(ty: GgmlType, dtype: DType) -> Result<&'static str> {
 /// Elements of one raw weight stage (`Deq::KB` in the dequant header).
 fn stage_elements(ty: GgmlType) -> usize {
     if ty.block_size() == 1 {
-        64
+        128
     } else {
         256
     }
@@ -105,27 +107,18 @@ fn stage_elements(ty: GgmlType) -> usize {
 
 /// Bytes between weight rows in a shared-memory stage: the stage's bytes
 /// plus up to 14 bytes of misalignment, rounded to an odd number of 16-byte
-/// units so that eight rows read at the same offset hit distinct banks.
+/// units so that eight rows read at the same offset hit distinct banks
+/// (`QmmW::STRIDE` in `prefill.cu`).
 fn weight_stride(ty: GgmlType) -> usize {
     let stage_bytes = stage_elements(ty) / ty.block_size() * ty.type_size();
     let units = (stage_bytes + 14).div_ceil(16);
     16 * (units | 1)
 }
 
-/// Bytes between input rows in a shared-memory stage (`QmmX<T>::STRIDE`).
-fn input_stride(dtype: DType) -> usize {
-    if dtype == DType::BF16 {
-        64
-    } else {
-        144
-    }
-}
-
-/// Dynamic shared memory of one CTA.
-pub(super) fn shared_bytes(ty: GgmlType, dtype: DType) -> usize {
-    INPUT_STAGES * TILE_M * input_stride(dtype)
-        + 2 * TILE_N * DEQUANT_STRIDE
-        + WEIGHT_STAGES * TILE_N * weight_stride(ty)
+/// Dynamic shared memory of one CTA (the input tile is bf16 in shared
+/// memory whatever the I/O dtype).
+pub(super) fn shared_bytes(ty: GgmlType) -> usize {
+    ALIGN_SLACK + INPUT_SLOTS * INPUT_SLOT_BYTES + WEIGHT_SLOTS * TILE_N * weight_stride(ty)
 }
 
 pub(super) fn launch(
@@ -150,16 +143,16 @@ pub(super) fn launch(
         return Err(too_big("m", p.m));
     }
     let row_bytes = p.ggml_type.row_bytes(p.k as u64)? as u64;
-    let w_stride = weight_stride(p.ggml_type) as u32;
-    // cp.async copies the input in 16-byte pieces: rows must start on 16
-    // bytes (device allocations are 256-byte aligned, so the view offset
-    // decides); otherwise the kernel loads element by element.
+    // The input is copied in 16-byte pieces (cp.async for bf16, float4
+    // loads for f32): rows must start on 16 bytes (device allocations are
+    // 256-byte aligned, so the view offset decides); otherwise the kernel
+    // loads element by element.
     let es = dtype.size_of();
     let a_vec = u32::from(input.byte_offset() % 16 == 0 && (p.k * es) % 16 == 0);
     let config = LaunchConfig {
         grid: (dim("n / 128", p.n.div_ceil(TILE_N))?, grid_y, 1),
         block: (THREADS, 1, 1),
-        shared_mem_bytes: shared_bytes(p.ggml_type, dtype) as u32,
+        shared_mem_bytes: shared_bytes(p.ggml_type) as u32,
     };
     enc.dispatch_kernel(
         kernel,
@@ -172,7 +165,6 @@ pub(super) fn launch(
             KernelArg::pod(&n),
             KernelArg::pod(&k),
             KernelArg::pod(&row_bytes),
-            KernelArg::pod(&w_stride),
             KernelArg::pod(&a_vec),
         ],
     )
@@ -189,9 +181,7 @@ mod tests {
             assert_eq!((s / 16) % 2, 1, "{ty}");
             let stage = stage_elements(ty) / ty.block_size() * ty.type_size();
             assert!(s >= stage + 14, "{ty}");
-            for dtype in [DType::F32, DType::BF16] {
-                assert!(shared_bytes(ty, dtype) <= 227 * 1024, "{ty} {dtype}");
-            }
+            assert!(shared_bytes(ty) <= 227 * 1024, "{ty}");
         }
     }
 }
