@@ -18,7 +18,8 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 6] = [
+    quantized_matmul::cuda::register_decode_kernels(registry)?;
+    let modules: [(&str, &'static str, &[&str]); 5] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -26,11 +27,6 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             "elementwise",
             elementwise::cuda::SOURCE,
             elementwise::cuda::KERNELS,
-        ),
-        (
-            "quantized_matmul_decode",
-            quantized_matmul::cuda::DECODE_SOURCE,
-            quantized_matmul::cuda::DECODE_KERNELS,
         ),
         (
             "quantized_matmul_prefill",

@@ -4,7 +4,7 @@
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
 use crate::{CommandEncoder, MlxBuffer, Result};
 
-pub(crate) use super::decode::{KERNELS as DECODE_KERNELS, SOURCE as DECODE_SOURCE};
+pub(crate) use super::decode::register as register_decode_kernels;
 pub(crate) use super::prefill::{KERNELS as PREFILL_KERNELS, SOURCE as PREFILL_SOURCE};
 
 pub(super) fn quantized_matmul(

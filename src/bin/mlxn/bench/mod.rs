@@ -3,6 +3,7 @@
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
 mod limits;
+mod qmatmul;
 mod runtime;
 
 use std::time::Instant;
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry.
+    /// Which benchmarks: all, copy, launch, encode, registry, qmatmul.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -120,7 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
     let all = args.which == "all";
-    let known = ["all", "copy", "launch", "encode", "registry"];
+    let known = ["all", "copy", "launch", "encode", "registry", "qmatmul"];
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
@@ -142,6 +143,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if (all || args.which == "registry") && device.is_cuda() {
         rows.extend(runtime::registry_times(&device)?);
+    }
+    if all || args.which == "qmatmul" {
+        rows.extend(qmatmul::qmatmul(&device, args.quick)?);
     }
     print(&device, &rows, args.json);
     Ok(())
