@@ -412,7 +412,8 @@ template <class T, class IO>
 __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restrict__ wt,
                                     IO* __restrict__ out, const QmvParams p) {
     constexpr int SB = T::SB, STEPS = T::BE / 32, XS = Io<IO>::SIZE;
-    constexpr int W_SLOT = (SB * T::BB + 29) / 16 * 16;  // any even start: ≤ this many granule bytes
+    constexpr int W_G = (SB * T::BB + 29) / 16;  // granules of a row's stage, any even start
+    constexpr int W_SLOT = W_G * 16;
     constexpr int X_G = (SB * T::BE * XS + 29) / 16;
     constexpr int X_SLOT = X_G * 16;
     constexpr int XF_ENTRIES = SB * STEPS * 32;
@@ -435,8 +436,6 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
     // Rows past n repeat row n − 1: valid bytes, results dropped.
     auto row_offset = [&](u32 local) { return (u64)min(row0 + local, p.n - 1) * p.row_bytes; };
-    const u64 copy_row = row_offset(tid >> 1);  // each thread copies half of one row
-    const u64 rows_end = copy_row + p.row_bytes;
 
     for (int i = tid; i < XF_ENTRIES; i += blockDim.x) xf[i] = u32x4{0, 0, 0, 0};
 
@@ -444,11 +443,16 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
         if (s < n_stages) {
             const u32 kb0 = kb_begin + s * SB, nb = min((u32)SB, kb_end - kb0);
             const u32 base = smem_u32(smem + (s % QMV_STAGES) * stage_bytes);
-            const u64 a = w_mod + copy_row + (u64)kb0 * T::BB;
-            const u64 e = w_mod + min(copy_row + (u64)(kb0 + nb) * T::BB, rows_end);
-            const u64 first = a >> 4, count = ((e - 1) >> 4) - first + 1;
-            const u32 dst = base + (tid >> 1) * W_SLOT;
-            for (u32 gi = tid & 1; gi < count; gi += 2) cp_async16(dst + gi * 16, w_granules + (first + gi) * 16);
+            // Each warp copies its own 16 rows, consecutive lanes taking
+            // consecutive granules, so one instruction reads whole runs.
+            for (int i = lane; i < 16 * W_G; i += 32) {
+                const int r = i / W_G, gi = i % W_G;
+                const u64 row = row_offset(warp * 16 + r);
+                const u64 a = w_mod + row + (u64)kb0 * T::BB;
+                const u64 e = w_mod + min(row + (u64)(kb0 + nb) * T::BB, row + p.row_bytes);
+                if ((a >> 4) + gi <= ((e - 1) >> 4))
+                    cp_async16(base + (warp * 16 + r) * W_SLOT + gi * 16, w_granules + ((a >> 4) + gi) * 16);
+            }
             const u32 e0 = kb0 * T::BE, ne = min(nb * T::BE, p.k - e0);
             for (int i = tid; i < m * X_G; i += blockDim.x) {
                 const int r = i / X_G, gi = i % X_G;
