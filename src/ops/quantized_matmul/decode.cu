@@ -8,7 +8,7 @@
 // straight into f16 fragments, B = the ≤ 8 input rows (f16), f32 sums.
 //
 // Layout of the work:
-// - a CTA of 8 warps owns 128 weight rows (16 per warp) and one eighth of
+// - a CTA of 4 warps owns 64 weight rows (16 per warp) and one eighth of
 //   k; the 8 CTAs of a thread-block cluster split k and add their partial
 //   sums through distributed shared memory, so a product needs no scratch;
 // - a CTA streams its k range in stages of whole blocks through a 3-deep
@@ -31,8 +31,8 @@
 #include "mlxn_prelude.cuh"
 #include "ggml_blocks.cuh"
 
-#define QMV_ROWS 128     // weight rows per CTA
-#define QMV_WARPS 8      // one warp per 16 rows
+#define QMV_ROWS 64      // weight rows per CTA
+#define QMV_WARPS 4      // one warp per 16 rows
 #define QMV_CLUSTER 8    // CTAs splitting k
 #define QMV_STAGES 3     // depth of the cp.async ring
 #define QMV_MAX_M 8
@@ -430,12 +430,22 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     const u32 kb_begin = (u32)((u64)p.row_blocks * rank / QMV_CLUSTER);
     const u32 kb_end = (u32)((u64)p.row_blocks * (rank + 1) / QMV_CLUSTER);
     const u32 n_stages = (kb_end - kb_begin + SB - 1) / SB;
-    const u32 w_mod = (u32)(u64)wt & 15, x_mod = (u32)(u64)x & 15;
-    const u8* w_granules = wt - w_mod;
+    const u32 x_mod = (u32)(u64)x & 15;
     const u8* x_granules = x - x_mod;
 
-    // Rows past n repeat row n − 1: valid bytes, results dropped.
-    auto row_offset = [&](u32 local) { return (u64)min(row0 + local, p.n - 1) * p.row_bytes; };
+    // Offsets inside the tile are 32-bit from its first row (a tile spans
+    // at most 64 rows). Rows past n repeat row n − 1: valid bytes, results
+    // dropped.
+    const u8* w_tile = wt + (u64)row0 * p.row_bytes;
+    const u32 w_mod = (u32)(u64)w_tile & 15;
+    const u8* w_granules = w_tile - w_mod;
+    auto row_offset = [&](u32 local) { return (min(row0 + local, p.n - 1) - row0) * p.row_bytes + w_mod; };
+    // This lane's share of its warp's copies: granule (i % W_G) of row
+    // (i / W_G) for i = lane + 32·j, the same in every stage.
+    constexpr int COPIES = (16 * W_G + 31) / 32;
+    u32 copy_row[COPIES];
+#pragma unroll
+    for (int j = 0; j < COPIES; j++) copy_row[j] = row_offset(warp * 16 + min((u32)(lane + 32 * j) / W_G, 15u));
 
     for (int i = tid; i < XF_ENTRIES; i += blockDim.x) xf[i] = u32x4{0, 0, 0, 0};
 
@@ -445,13 +455,13 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
             const u32 base = smem_u32(smem + (s % QMV_STAGES) * stage_bytes);
             // Each warp copies its own 16 rows, consecutive lanes taking
             // consecutive granules, so one instruction reads whole runs.
-            for (int i = lane; i < 16 * W_G; i += 32) {
-                const int r = i / W_G, gi = i % W_G;
-                const u64 row = row_offset(warp * 16 + r);
-                const u64 a = w_mod + row + (u64)kb0 * T::BB;
-                const u64 e = w_mod + min(row + (u64)(kb0 + nb) * T::BB, row + p.row_bytes);
-                if ((a >> 4) + gi <= ((e - 1) >> 4))
-                    cp_async16(base + (warp * 16 + r) * W_SLOT + gi * 16, w_granules + ((a >> 4) + gi) * 16);
+#pragma unroll
+            for (int j = 0; j < COPIES; j++) {
+                const u32 i = lane + 32 * j, r = i / W_G, gi = i % W_G;
+                const u32 a = copy_row[j] + kb0 * T::BB;
+                const u32 e = min(a + nb * T::BB, copy_row[j] + p.row_bytes);
+                if (i < 16 * W_G && (a >> 4) + gi <= ((e - 1) >> 4))
+                    cp_async16(base + (warp * 16 + r) * W_SLOT + gi * 16, w_granules + (u64)((a >> 4) + gi) * 16);
             }
             const u32 e0 = kb0 * T::BE, ne = min(nb * T::BE, p.k - e0);
             for (int i = tid; i < m * X_G; i += blockDim.x) {
@@ -465,7 +475,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     };
 
     const u32 lr0 = warp * 16 + g, lr1 = lr0 + 8;  // this thread's rows in the tile
-    const u64 off0 = row_offset(lr0), off1 = row_offset(lr1);
+    const u32 off0 = row_offset(lr0), off1 = row_offset(lr1);
     float acc0[4] = {0.f, 0.f, 0.f, 0.f}, acc1[4] = {0.f, 0.f, 0.f, 0.f};
 
 #pragma unroll
@@ -499,8 +509,8 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
         }
         __syncthreads();
 
-        const u8* w0 = base + lr0 * W_SLOT + ((w_mod + off0 + (u64)kb0 * T::BB) & 15);
-        const u8* w1 = base + lr1 * W_SLOT + ((w_mod + off1 + (u64)kb0 * T::BB) & 15);
+        const u8* w0 = base + lr0 * W_SLOT + ((off0 + kb0 * T::BB) & 15);
+        const u8* w1 = base + lr1 * W_SLOT + ((off1 + kb0 * T::BB) & 15);
         for (u32 bi = 0; bi < nb; bi++) {
 #pragma unroll
             for (int st = 0; st < STEPS; st++) {
@@ -528,7 +538,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     }
 
     // Partial sums of this CTA's k range → shared memory (the ring is free
-    // now); CTA `rank` of the cluster adds 16 of the 128 rows over all 8.
+    // now); CTA `rank` of the cluster adds 8 of the 64 rows over all 8.
     cp_async_wait<0>();
     __syncthreads();
     float* red = (float*)smem;  // [QMV_ROWS][QMV_MAX_M]
@@ -537,8 +547,8 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     red[lr1 * QMV_MAX_M + 2 * t] = acc0[2] + acc1[2];
     red[lr1 * QMV_MAX_M + 2 * t + 1] = acc0[3] + acc1[3];
     cluster_sync();
-    if (tid < 16 * QMV_MAX_M) {
-        const int col = tid >> 4, lr = 16 * rank + (tid & 15);
+    if (tid < 8 * QMV_MAX_M) {
+        const int col = tid >> 3, lr = 8 * rank + (tid & 7);
         float sum = 0.f;
 #pragma unroll
         for (u32 q = 0; q < QMV_CLUSTER; q++) sum += ld_cluster_f32(red + lr * QMV_MAX_M + col, q);
@@ -550,11 +560,11 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
 // One module per GGML type: the launcher appends QMV_INSTANTIATE(tag).
 #define QMV_INSTANTIATE(tag)                                                                        \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 2) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
         quantized_matmul_decode_##tag##_f32(const u8* x, const u8* w, float* out, QmvParams p) {     \
         qmv<Dq_##tag, float>(x, w, out, p);                                                         \
     }                                                                                               \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 2) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
         quantized_matmul_decode_##tag##_bf16(const u8* x, const u8* w, bf16_t* out, QmvParams p) {   \
         qmv<Dq_##tag, bf16_t>(x, w, out, p);                                                        \
     }

@@ -9,16 +9,16 @@ use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
 use crate::kernels::KernelRegistry;
-use crate::{CommandEncoder, DType, MlxBuffer, Result};
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 pub(crate) const SOURCE: &str = include_str!("decode.cu");
 
 /// Weight rows per CTA, CTAs per cluster (splitting k), threads per CTA,
 /// ring depth: `QMV_ROWS`, `QMV_CLUSTER`, `QMV_WARPS * 32`, `QMV_STAGES`
 /// in `decode.cu`.
-const ROWS: usize = 128;
+const ROWS: usize = 64;
 const CLUSTER: usize = 8;
-const THREADS: u32 = 256;
+const THREADS: u32 = 128;
 const STAGES: usize = 3;
 
 /// Mirrors `QmvParams` in `decode.cu`.
@@ -88,6 +88,15 @@ pub(super) fn launch(
 ) -> Result<()> {
     let (_, be) = decode_block(p.ggml_type);
     let row_bytes = weight.byte_len() / p.n;
+    // The kernel addresses a 64-row tile with 32-bit offsets.
+    if row_bytes * ROWS >= 1 << 32 {
+        return Err(MlxError::unsupported(
+            super::OP,
+            format!(
+                "the decode path takes weight rows under 64 MiB; a row holds {row_bytes} bytes"
+            ),
+        ));
+    }
     let params = QmvParams {
         m: p.m as u32,
         n: p.n as u32,
