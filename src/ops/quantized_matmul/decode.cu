@@ -84,7 +84,7 @@ __device__ __forceinline__ u32 splat_bits(u16 h) { return (u32)h | ((u32)h << 16
 
 // c += A·B, m16n8k16, f16 operands, f32 accumulators.
 __device__ __forceinline__ void mma_f16(float c[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-    asm volatile(
+    asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -511,7 +511,11 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
         const u8* w0 = base + lr0 * W_SLOT + ((off0 + kb0 * T::BB) & 15);
         const u8* w1 = base + lr1 * W_SLOT + ((off1 + kb0 * T::BB) & 15);
-        for (u32 bi = 0; bi < nb; bi++) {
+        // Unrolled over the stage's blocks so that the decoding of one
+        // block overlaps the loads and mmas of the next.
+#pragma unroll
+        for (u32 bi = 0; bi < (u32)SB; bi++) {
+            if (bi >= nb) break;
 #pragma unroll
             for (int st = 0; st < STEPS; st++) {
                 const int c = 4 * st + t;
