@@ -19,7 +19,7 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 8] = [
+    let modules: [(&str, &'static str, &[&str]); 7] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -43,17 +43,11 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             gdn::decode::cuda::SOURCE,
             gdn::decode::cuda::KERNELS,
         ),
-        (
-            "quantized_matmul_decode",
-            quantized_matmul::cuda::DECODE_SOURCE,
-            quantized_matmul::cuda::DECODE_KERNELS,
-        ),
     ];
-    // A family whose kernels are not written yet registers nothing.
     modules
         .iter()
-        .filter(|(_, _, kernels)| !kernels.is_empty())
         .try_for_each(|(name, source, kernels)| registry.register_module(name, *source, kernels))?;
+    quantized_matmul::cuda::register_decode(registry)?;
     quantized_matmul::cuda::register_prefill(registry)
 }
 

@@ -17,6 +17,9 @@ backend_tests! {
     quantized_matmul_weight_views_at_offsets => check_weight_views,
     quantized_matmul_rejects_bad_input => check_errors,
     quantized_matmul_prefill_every_type => check_prefill_every_type,
+    quantized_matmul_decode_every_type_rows_and_dtype => check_decode_path,
+    quantized_matmul_decode_long_rows_and_tiles => check_decode_long_rows,
+    quantized_matmul_decode_weight_views => check_decode_weight_views,
 }
 
 const ROW_COUNTS: [usize; 11] = [1, 2, 3, 4, 5, 8, 9, 17, 64, 129, 512];
@@ -99,12 +102,19 @@ impl Case {
 }
 
 /// Error bound relative to Σ|x·w| for a path: f32 accumulation on the
-/// decode path and the CPU; bf16 operands on tensor cores; bf16 rounding
-/// of the input and the output for BF16 I/O.
+/// CPU; bf16 operands on the prefill tensor cores; bf16 rounding of the
+/// input and the output for BF16 I/O. The CUDA decode path takes f16
+/// operands: the input rounded to f16 (2⁻¹² relative), each weight
+/// rounded to f16 after its scale and min were (up to 3 · 2⁻¹² of
+/// |d·sc·q| + |dmin·m|, which is at most a few |w| for real blocks), so a
+/// product is within ~1e-3 of |x·w| and a sum within 2e-3 of Σ|x·w|.
 fn tolerance(dev: &MlxDevice, dtype: DType, path: QuantizedMatmulPath, m: usize) -> f64 {
-    let tensor_cores = dev.is_cuda() && path.resolve(m) == QuantizedMatmulPath::Prefill;
+    let resolved = path.resolve(m);
+    let tensor_cores = dev.is_cuda() && resolved == QuantizedMatmulPath::Prefill;
     if dtype == DType::BF16 || tensor_cores {
         1.6e-2
+    } else if dev.is_cuda() && resolved == QuantizedMatmulPath::Decode {
+        2e-3
     } else {
         2e-5
     }
@@ -182,9 +192,71 @@ fn check_paths_and_bf16(dev: &MlxDevice) {
     }
 }
 
+/// The decode path for every type, every row count it takes, F32 and BF16
+/// I/O, n not a multiple of the 128-row tile.
+fn check_decode_path(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Decode;
+    let n = if dev.is_cuda() { 301 } else { 37 };
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        for (ki, k) in k_values(dev, ty).into_iter().enumerate() {
+            for m in 1..=DECODE_MAX_ROWS {
+                // The CPU has one path, checked above: keep its run short.
+                if !dev.is_cuda() && (ki > 0 || ![1, DECODE_MAX_ROWS].contains(&m)) {
+                    continue;
+                }
+                let case = Case::new(ty, m, n, k, (5000 + t * 100 + ki * 20 + m) as u64);
+                for dtype in [DType::F32, DType::BF16] {
+                    case.check(dev, dtype, path, tolerance(dev, dtype, path, m));
+                }
+            }
+        }
+    }
+}
+
+/// Rows long enough that each CTA of a cluster streams many stages (k =
+/// 14336 at the targeted types; a float k that leaves a partial 32-element
+/// block), and two 128-row tiles with a tail.
+fn check_decode_long_rows(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Decode;
+    let (n, big) = if dev.is_cuda() {
+        (130, 14336)
+    } else {
+        (3, 512)
+    };
+    for (t, ty) in [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+        GgmlType::F32,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let k = if ty.block_size() == 1 { big + 7 } else { big };
+        for m in [1, 5, DECODE_MAX_ROWS] {
+            let case = Case::new(ty, m, n, k, (8000 + t * 10 + m) as u64);
+            case.check(dev, DType::F32, path, tolerance(dev, DType::F32, path, m));
+        }
+    }
+}
+
+fn check_weight_views(dev: &MlxDevice) {
+    weight_views_on(
+        dev,
+        &[QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill],
+    );
+}
+
+fn check_decode_weight_views(dev: &MlxDevice) {
+    weight_views_on(dev, &[QuantizedMatmulPath::Decode]);
+}
+
 /// The weight is a slice of a larger allocation (at a block-aligned byte
 /// offset) and the input and output are views too.
-fn check_weight_views(dev: &MlxDevice) {
+fn weight_views_on(dev: &MlxDevice, paths: &[QuantizedMatmulPath]) {
     for ty in [
         GgmlType::Q4_0,
         GgmlType::Q8_0,
@@ -206,7 +278,7 @@ fn check_weight_views(dev: &MlxDevice) {
         let input = input_all.slice_view(7 * 4, m * k).unwrap();
         let out_all = poisoned(dev, DType::F32, &[m * n + 11]);
         let output = out_all.slice_view(5 * 4, m * n).unwrap();
-        for path in [QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill] {
+        for &path in paths {
             let mut enc = dev.command_encoder().unwrap();
             quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &case.p, path).unwrap();
             enc.commit_and_wait().unwrap();
@@ -266,6 +338,9 @@ fn check_errors(dev: &MlxDevice) {
     );
     let small = MlxBuffer::zeros(dev, DType::U8, &[n * row_bytes - 1]).unwrap();
     expect(run(&input, &small, &output, p), "weight holds");
+    let padded = MlxBuffer::zeros(dev, DType::U8, &[n * row_bytes + 2]).unwrap();
+    let odd = padded.slice_view(1, n * row_bytes).unwrap();
+    expect(run(&input, &odd, &output, p), "multiple of 2");
     let f16_in = MlxBuffer::zeros(dev, DType::F16, &[m, k]).unwrap();
     expect(run(&f16_in, &weight, &output, p), "input");
     let bf16_out = MlxBuffer::zeros(dev, DType::BF16, &[m, n]).unwrap();

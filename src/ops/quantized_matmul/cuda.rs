@@ -4,7 +4,7 @@
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
 use crate::{CommandEncoder, MlxBuffer, Result};
 
-pub(crate) use super::decode::{KERNELS as DECODE_KERNELS, SOURCE as DECODE_SOURCE};
+pub(crate) use super::decode::register as register_decode;
 pub(crate) use super::prefill::register as register_prefill;
 
 pub(super) fn quantized_matmul(

@@ -1,20 +1,139 @@
-//! The decode kernels' launcher.
+//! The decode kernels' launcher: one NVRTC module per GGML type (compiled
+//! on first use of that type), each holding the F32 and BF16 I/O kernels
+//! `quantized_matmul_decode_<type>_<io>` instantiated from the one template
+//! in `decode.cu`.
+
+use bytemuck::{Pod, Zeroable};
 
 use super::GgmlQuantizedMatmulParams;
-use crate::{CommandEncoder, MlxBuffer, MlxError, Result};
+use crate::encoder::{KernelArg, LaunchConfig};
+use crate::formats::GgmlType;
+use crate::kernels::KernelRegistry;
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 pub(crate) const SOURCE: &str = include_str!("decode.cu");
-pub(crate) const KERNELS: &[&str] = &[];
+
+/// Weight rows per CTA, CTAs per cluster (splitting k), threads per CTA,
+/// ring depth: `QMV_ROWS`, `QMV_CLUSTER`, `QMV_WARPS * 32`, `QMV_STAGES`
+/// in `decode.cu`.
+const ROWS: usize = 64;
+const CLUSTER: usize = 8;
+const THREADS: u32 = 128;
+const STAGES: usize = 3;
+
+/// Mirrors `QmvParams` in `decode.cu`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct QmvParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    row_bytes: u32,
+    row_blocks: u32,
+    pad: u32,
+}
+
+/// The kernel's name for a type (`q4_k`, `iq4_xs`, `bf16`).
+fn tag(ty: GgmlType) -> String {
+    ty.name().to_ascii_lowercase()
+}
+
+fn kernel_name(ty: GgmlType, io: DType) -> String {
+    let io = if io == DType::BF16 { "bf16" } else { "f32" };
+    format!("quantized_matmul_decode_{}_{io}", tag(ty))
+}
+
+/// Registers one module per GGML type: the shared source plus the line
+/// that instantiates that type's two kernels.
+pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
+    for ty in GgmlType::ALL {
+        let source = format!("{SOURCE}\nQMV_INSTANTIATE({})\n", tag(ty));
+        let kernels = [kernel_name(ty, DType::F32), kernel_name(ty, DType::BF16)];
+        let names: Vec<&str> = kernels.iter().map(String::as_str).collect();
+        registry.register_module(
+            &format!("quantized_matmul_decode_{}", tag(ty)),
+            source,
+            &names,
+        )?;
+    }
+    Ok(())
+}
+
+/// The kernel's unit of decoding: bytes and elements of one block (float
+/// types are read in blocks of 32 elements; `Dq_<type>` in `decode.cu`).
+fn decode_block(ty: GgmlType) -> (usize, usize) {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => (32 * ty.type_size(), 32),
+        _ => (ty.type_size(), ty.block_size()),
+    }
+}
+
+/// Dynamic shared memory of one CTA, from the same constants as `qmv` in
+/// `decode.cu`: a ring of stages (128 weight rows and `m` input rows, each
+/// in whole 16-byte granules) and the f16 B fragments of one stage.
+fn shared_bytes(ty: GgmlType, m: usize, io: DType) -> usize {
+    let (bb, be) = decode_block(ty);
+    let sb = (160 / bb).clamp(1, 8);
+    let w_slot = (sb * bb + 29) / 16 * 16;
+    let x_slot = (sb * be * io.size_of() + 29) / 16 * 16;
+    STAGES * (ROWS * w_slot + m * x_slot) + sb * be * 16
+}
 
 pub(super) fn launch(
-    _enc: &mut CommandEncoder,
-    _input: &MlxBuffer,
-    _weight: &MlxBuffer,
-    _output: &MlxBuffer,
-    _p: &GgmlQuantizedMatmulParams,
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    weight: &MlxBuffer,
+    output: &MlxBuffer,
+    p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
-    Err(MlxError::unsupported(
-        super::OP,
-        "the decode kernels are not written yet",
-    ))
+    let (_, be) = decode_block(p.ggml_type);
+    let row_bytes = weight.byte_len() / p.n;
+    // The kernel addresses a 64-row tile with 32-bit offsets.
+    if row_bytes * ROWS >= 1 << 32 {
+        return Err(MlxError::unsupported(
+            super::OP,
+            format!(
+                "the decode path takes weight rows under 64 MiB; a row holds {row_bytes} bytes"
+            ),
+        ));
+    }
+    let params = QmvParams {
+        m: p.m as u32,
+        n: p.n as u32,
+        k: p.k as u32,
+        row_bytes: row_bytes as u32,
+        row_blocks: p.k.div_ceil(be) as u32,
+        pad: 0,
+    };
+    let tiles = p.n.div_ceil(ROWS);
+    let config = LaunchConfig {
+        grid: ((tiles * CLUSTER) as u32, 1, 1),
+        block: (THREADS, 1, 1),
+        shared_mem_bytes: shared_bytes(p.ggml_type, p.m, input.dtype()) as u32,
+    };
+    enc.dispatch_kernel(
+        &kernel_name(p.ggml_type, input.dtype()),
+        config,
+        &[
+            KernelArg::Buffer(input),
+            KernelArg::Buffer(weight),
+            KernelArg::Buffer(output),
+            KernelArg::pod(&params),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest CTA (Q6_K, 8 rows of F32 input) still fits twice on an
+    /// H100/H200 multiprocessor (228 KiB, 1 KiB reserved per CTA).
+    #[test]
+    fn shared_memory_fits_two_ctas() {
+        for ty in GgmlType::ALL {
+            let bytes = shared_bytes(ty, 8, DType::F32);
+            assert!(2 * (bytes + 1024) <= 228 * 1024, "{ty}: {bytes}");
+        }
+    }
 }

@@ -12,7 +12,11 @@
 //!
 //! Two CUDA paths (see [`QuantizedMatmulPath`]): a decode mat-vec for a few
 //! input rows, which streams every weight byte once, and a tensor-core path
-//! for many rows. [`quantized_matmul_ggml`] picks one; tests and benchmarks
+//! for many rows. The decode path also multiplies on tensor cores, with f16
+//! operands: each weight is dequantized to f16 (K-quant sub-block scales
+//! and mins are rounded to f16 first) and the input is rounded to f16, so
+//! each product carries a relative error of a few 2⁻¹¹ and the input must
+//! lie within the f16 range (|x| < 65504); sums are f32. [`quantized_matmul_ggml`] picks one; tests and benchmarks
 //! force one with [`quantized_matmul_ggml_via`]. The CPU backend has one
 //! path: dequantize each weight row (the reference of
 //! [`dequantize`](crate::formats::dequantize)) and take f32 dot products.
@@ -160,6 +164,19 @@ fn validate(
     };
     validate::element_count(OP, "input", input, product(p.m, p.k, "m × k")?)?;
     validate::element_count(OP, "output", output, product(p.m, p.n, "m × n")?)?;
+    // Blocks are read in 2-byte units (4 for F32 weights): every block
+    // boundary of a tensor stored from an aligned start qualifies.
+    let weight_align = if p.ggml_type == GgmlType::F32 { 4 } else { 2 };
+    if weight.byte_offset() % weight_align != 0 {
+        return Err(MlxError::invalid(
+            OP,
+            format!(
+                "the weight view starts at byte offset {}; {} weights need a multiple of {weight_align}",
+                weight.byte_offset(),
+                p.ggml_type.name()
+            ),
+        ));
+    }
     let weight_bytes = product(p.n, p.ggml_type.row_bytes(p.k as u64)?, "n × row bytes")?;
     if weight.byte_len() != weight_bytes {
         return Err(MlxError::shape(

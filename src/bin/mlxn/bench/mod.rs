@@ -7,6 +7,7 @@ mod gdn;
 mod gdn_layer;
 mod gemm;
 pub mod limits;
+mod qmatmul;
 mod runtime;
 
 use std::time::Instant;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry, gemm, gdn.
+    /// Which benchmarks: all, copy, launch, encode, registry, qmatmul, gemm, gdn.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -124,7 +125,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
     let all = args.which == "all";
-    let known = ["all", "copy", "launch", "encode", "registry", "gemm", "gdn"];
+    let known = [
+        "all", "copy", "launch", "encode", "registry", "qmatmul", "gemm", "gdn",
+    ];
     if !known.contains(&args.which.as_str()) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
@@ -146,6 +149,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if (all || args.which == "registry") && device.is_cuda() {
         rows.extend(runtime::registry_times(&device)?);
+    }
+    if all || args.which == "qmatmul" {
+        rows.extend(qmatmul::qmatmul(&device, args.quick)?);
     }
     if all || args.which == "gemm" {
         rows.extend(gemm::prefill_vs_cublas(&device, args.quick)?);

@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use mlx_native::ops::copy::copy;
-use mlx_native::ops::elementwise::scale;
 use mlx_native::ops::fill::fill;
+use mlx_native::ops::quantized_matmul::{quantized_matmul_ggml, GgmlQuantizedMatmulParams};
 use mlx_native::{
-    DType, EncoderWorker, KernelArg, KernelRegistry, LaunchConfig, MlxBuffer, MlxDevice, Result,
+    CommandEncoder, DType, EncoderWorker, GgmlType, KernelArg, KernelRegistry, LaunchConfig,
+    MlxBuffer, MlxDevice, Result,
 };
 
 use super::limits::{copy_gbs, gb_per_s};
@@ -204,36 +205,56 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     ])
 }
 
-/// N independent kernels encoded on one thread, versus split between the
-/// main thread and an `EncoderWorker` on two streams.
+/// 60 independent Q6_K mat-vecs (m = 1, n = k = 2816) encoded on one
+/// thread, versus split between the main thread and an `EncoderWorker` on
+/// two streams.
 pub fn encode_serial_vs_worker(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let kernels = 60;
     let side = if device.is_cuda() { 2816 } else { 256 };
+    let ty = GgmlType::Q6_K;
     progress(&format!(
-        "encoding {kernels} independent kernels (scale of {side}x{side} bf16), serial vs worker"
+        "encoding {kernels} independent Q6_K mat-vecs (n = k = {side}), serial vs worker"
     ));
-    let bufs: Vec<MlxBuffer> = (0..kernels)
-        .map(|_| MlxBuffer::zeros(device, DType::BF16, &[side, side]))
+    let p = GgmlQuantizedMatmulParams {
+        m: 1,
+        n: side,
+        k: side,
+        ggml_type: ty,
+    };
+    let row_bytes = ty.row_bytes(side as u64)?;
+    // Zero bytes are valid Q6_K blocks (all scales 0): the time does not
+    // depend on the values.
+    let products: Vec<[MlxBuffer; 3]> = (0..kernels)
+        .map(|_| {
+            Ok([
+                MlxBuffer::zeros(device, DType::F32, &[1, side])?,
+                MlxBuffer::zeros(device, DType::U8, &[side, row_bytes])?,
+                MlxBuffer::zeros(device, DType::F32, &[1, side])?,
+            ])
+        })
         .collect::<Result<_>>()?;
     let mut enc = device.command_encoder()?;
-    for b in &bufs {
-        fill(&mut enc, b, 1.0)?;
+    for [x, _, _] in &products {
+        fill(&mut enc, x, 1.0)?;
     }
     enc.commit_and_wait()?;
+    let run = move |e: &mut CommandEncoder, [x, w, out]: &[MlxBuffer; 3]| {
+        quantized_matmul_ggml(e, x, w, out, &p)
+    };
     let reps = if quick { 5 } else { 30 };
     let serial = wall_ms(reps, || {
-        for b in &bufs {
-            scale(&mut enc, b, b, 1.0)?;
+        for prod in &products {
+            run(&mut enc, prod)?;
         }
         enc.commit_and_wait()
     })?;
     let worker = EncoderWorker::spawn(device)?;
     let half = kernels / 2;
     let split = wall_ms(reps, || {
-        let theirs: Vec<MlxBuffer> = bufs[half..].to_vec();
-        worker.submit(move |e| theirs.iter().try_for_each(|b| scale(e, b, b, 1.0)))?;
-        for b in &bufs[..half] {
-            scale(&mut enc, b, b, 1.0)?;
+        let theirs: Vec<[MlxBuffer; 3]> = products[half..].to_vec();
+        worker.submit(move |e| theirs.iter().try_for_each(|prod| run(e, prod)))?;
+        for prod in &products[..half] {
+            run(&mut enc, prod)?;
         }
         let done = worker.flush()?;
         enc.wait_event(&done)?;
@@ -242,13 +263,13 @@ pub fn encode_serial_vs_worker(device: &MlxDevice, quick: bool) -> Result<Vec<Ro
     worker.wait()?;
     Ok(vec![
         Row::new(
-            format!("{kernels} kernels encoded serially (wall)"),
+            format!("{kernels} Q6_K mat-vecs encoded serially (wall)"),
             serial,
             "ms",
         )
         .lower_is_better(),
         Row::new(
-            format!("{kernels} kernels, main + EncoderWorker (wall)"),
+            format!("{kernels} Q6_K mat-vecs, main + EncoderWorker (wall)"),
             split,
             "ms",
         )

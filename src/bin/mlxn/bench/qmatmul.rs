@@ -1,0 +1,209 @@
+//! `mlxn bench qmatmul`: `quantized_matmul_ggml` with GGML weights.
+//!
+//! The decode rows (m ≤ 8) are bound by the weight stream: each figure is
+//! printed beside the device copy bandwidth measured in the same run, or
+//! beside the time that bandwidth allows (weight bytes / copy GB/s, the
+//! "floor"). Each timed repetition launches a batch of products back to
+//! back over rotating weights whose total exceeds the L2, so launch gaps
+//! are those of a queued stream and no weight is served from the cache.
+
+use mlx_native::ops::quantized_matmul::{
+    quantized_matmul_ggml, quantized_matmul_ggml_via, GgmlQuantizedMatmulParams,
+    QuantizedMatmulPath,
+};
+use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, MlxError, Result};
+
+use super::limits::{copy_gbs, gb_per_s};
+use super::{progress, time_ms, Row};
+
+/// The targeted types and llama.cpp's m = 1 time (µs) for n = 4096,
+/// k = 14336 on this GPU (mmvq; weights not in L2).
+const TYPES: [(GgmlType, f64); 5] = [
+    (GgmlType::Q4_0, 14.4),
+    (GgmlType::Q8_0, 23.3),
+    (GgmlType::Q4_K, 16.4),
+    (GgmlType::Q5_K, 19.0),
+    (GgmlType::Q6_K, 28.7),
+];
+
+/// llama.cpp's m = 8 time (µs) at the same shape, where known.
+fn llama_m8_us(ty: GgmlType) -> Option<f64> {
+    match ty {
+        GgmlType::Q4_0 => Some(33.1),
+        GgmlType::Q4_K => Some(67.3),
+        GgmlType::Q6_K => Some(62.6),
+        _ => None,
+    }
+}
+
+/// Enough copies of a weight that cycling through them reads past a
+/// 50 MB L2 several times over.
+const ROTATE_BYTES: usize = 400 << 20;
+/// Products launched back to back per timed repetition.
+const BATCH: usize = 20;
+
+/// Random weight bytes with every u16 made a finite f16 (as the tests do).
+fn random_weight(bytes: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    let mut v: Vec<u8> = (0..bytes)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect();
+    for pair in v.chunks_exact_mut(2) {
+        pair[1] &= 0xBF;
+    }
+    v
+}
+
+/// Median µs of one product over `weights` (rotated), `m` rows of F32.
+fn time_product_us(
+    device: &MlxDevice,
+    weights: &[MlxBuffer],
+    p: &GgmlQuantizedMatmulParams,
+    path: QuantizedMatmulPath,
+    reps: usize,
+) -> Result<f64> {
+    let x: Vec<f32> = (0..p.m * p.k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let input = MlxBuffer::from_slice(device, &x, &[p.m, p.k])?;
+    let output = MlxBuffer::zeros(device, DType::F32, &[p.m, p.n])?;
+    let mut enc = device.command_encoder()?;
+    let mut next = 0;
+    let ms = time_ms(&mut enc, 2, reps, |e, _| {
+        for _ in 0..BATCH {
+            let w = &weights[next % weights.len()];
+            next += 1;
+            quantized_matmul_ggml_via(e, &input, w, &output, p, path)?;
+        }
+        Ok(())
+    })?;
+    Ok(ms * 1e3 / BATCH as f64)
+}
+
+fn upload(device: &MlxDevice, bytes: &[u8], copies: usize) -> Result<Vec<MlxBuffer>> {
+    (0..copies)
+        .map(|_| MlxBuffer::from_bytes(device, bytes, DType::U8, &[bytes.len()]))
+        .collect()
+}
+
+pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
+    if !device.is_cuda() {
+        progress("qmatmul: the decode figures need a CUDA GPU; skipped");
+        return Ok(Vec::new());
+    }
+    let reps = if quick { 5 } else { 20 };
+    let (copy, copy_name) = copy_gbs(device, 1 << 30, reps)?;
+    let mut rows = vec![Row::new(format!("limit: {copy_name}, 1 GiB"), copy, "GB/s")];
+    let (n, k) = (4096, 14336);
+    for (t, (ty, llama_us)) in TYPES.into_iter().enumerate() {
+        let name = ty.name();
+        // Bandwidth: m = 1 over a weight of ≥ 64 MiB.
+        let (bn, bk) = (16384, 8192);
+        let big = GgmlQuantizedMatmulParams {
+            m: 1,
+            n: bn,
+            k: bk,
+            ggml_type: ty,
+        };
+        let big_bytes = bn * ty.row_bytes(bk as u64)?;
+        progress(&format!(
+            "qmatmul {name}: m=1 n={bn} k={bk} ({} MiB)",
+            big_bytes >> 20
+        ));
+        let weights = upload(
+            device,
+            &random_weight(big_bytes, 11 + t as u64),
+            ROTATE_BYTES.div_ceil(big_bytes).max(2),
+        )?;
+        let us = time_product_us(device, &weights, &big, QuantizedMatmulPath::Auto, reps)?;
+        drop(weights);
+        rows.push(
+            Row::new(
+                format!("{name} m=1 n={bn} k={bk}: weight GB/s"),
+                gb_per_s(big_bytes as f64, us * 1e-3),
+                "GB/s",
+            )
+            .against(copy_name, copy)
+            .note(format!("{us:.1} us; target ratio >= 0.90")),
+        );
+
+        // The Llama-3-8B FFN shape, m = 1 … 8.
+        let bytes = n * ty.row_bytes(k as u64)?;
+        let floor_us = bytes as f64 / (copy * 1e9) * 1e6;
+        progress(&format!(
+            "qmatmul {name}: n={n} k={k} ({} MiB), m=1..8",
+            bytes >> 20
+        ));
+        let weights = upload(
+            device,
+            &random_weight(bytes, 101 + t as u64),
+            ROTATE_BYTES.div_ceil(bytes).max(2),
+        )?;
+        let mut m1_us = f64::NAN;
+        for m in 1..=8 {
+            let p = GgmlQuantizedMatmulParams {
+                m,
+                n,
+                k,
+                ggml_type: ty,
+            };
+            let us = time_product_us(device, &weights, &p, QuantizedMatmulPath::Auto, reps)?;
+            let row = Row::new(format!("{name} m={m} n={n} k={k}"), us, "us").lower_is_better();
+            rows.push(if m == 1 {
+                m1_us = us;
+                row.against("llama.cpp / 1.5", llama_us / 1.5).note(format!(
+                    "llama.cpp {llama_us} us; floor {floor_us:.1} us at copy GB/s ({:.2}x)",
+                    floor_us / us
+                ))
+            } else {
+                let llama = match (m, llama_m8_us(ty)) {
+                    (8, Some(l)) => format!("; llama.cpp {l} us"),
+                    _ => String::new(),
+                };
+                row.against("1.3 x m=1, same run", 1.3 * m1_us)
+                    .note(format!("{:.2}x m=1{llama}", us / m1_us))
+            });
+        }
+        rows.push(prefill_row(device, &weights, ty, n, k, reps)?);
+    }
+    Ok(rows)
+}
+
+/// m = 512 through the Auto path (the prefill kernels), in TFLOP/s; a row
+/// that says so when the path is not available.
+fn prefill_row(
+    device: &MlxDevice,
+    weights: &[MlxBuffer],
+    ty: GgmlType,
+    n: usize,
+    k: usize,
+    reps: usize,
+) -> Result<Row> {
+    let m = 512;
+    let name = format!("{} m={m} n={n} k={k} (Auto)", ty.name());
+    let p = GgmlQuantizedMatmulParams {
+        m,
+        n,
+        k,
+        ggml_type: ty,
+    };
+    // One untimed product first: a missing path answers before any timing.
+    let input = MlxBuffer::zeros(device, DType::F32, &[m, k])?;
+    let output = MlxBuffer::zeros(device, DType::F32, &[m, n])?;
+    let mut enc = device.command_encoder()?;
+    match quantized_matmul_ggml(&mut enc, &input, &weights[0], &output, &p) {
+        Err(MlxError::Unsupported { msg, .. }) => {
+            return Ok(Row::new(name, f64::NAN, "TFLOP/s").note(format!("skipped: {msg}")))
+        }
+        r => r?,
+    }
+    enc.commit_and_wait()?;
+    let us = time_product_us(device, weights, &p, QuantizedMatmulPath::Auto, reps)?;
+    let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
+    Ok(Row::new(name, tflops, "TFLOP/s").note(format!("{us:.1} us")))
+}
