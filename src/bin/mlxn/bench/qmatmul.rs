@@ -8,12 +8,11 @@
 //! are those of a queued stream and no weight is served from the cache.
 
 use mlx_native::ops::quantized_matmul::{
-    quantized_matmul_ggml, quantized_matmul_ggml_via, GgmlQuantizedMatmulParams,
-    QuantizedMatmulPath,
+    quantized_matmul_ggml_via, GgmlQuantizedMatmulParams, QuantizedMatmulPath,
 };
-use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, MlxError, Result};
+use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, Result};
 
-use super::limits::{copy_gbs, gb_per_s};
+use super::limits::{copy_gbs, gb_per_s, gemm_bf16_tflops};
 use super::{progress, time_ms, Row};
 
 /// The targeted types and llama.cpp's m = 1 time (µs) for n = 4096,
@@ -100,6 +99,13 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     let (copy, copy_name) = copy_gbs(device, 1 << 30, reps)?;
     let mut rows = vec![Row::new(format!("limit: {copy_name}, 1 GiB"), copy, "GB/s")];
     let (n, k) = (4096, 14336);
+    progress(&format!("cuBLAS bf16 GEMM m=512 n={n} k={k}"));
+    let gemm = gemm_bf16_tflops(device, 512, n, k, reps)?;
+    rows.push(Row::new(
+        format!("limit: cuBLAS bf16 GEMM m=512 n={n} k={k}"),
+        gemm,
+        "TFLOP/s",
+    ));
     for (t, (ty, llama_us)) in TYPES.into_iter().enumerate() {
         let name = ty.name();
         // Bandwidth: m = 1 over a weight of ≥ 64 MiB.
@@ -169,41 +175,35 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
                     .note(format!("{:.2}x m=1{llama}", us / m1_us))
             });
         }
-        rows.push(prefill_row(device, &weights, ty, n, k, reps)?);
+        rows.push(prefill_row(device, &weights, ty, (n, k), reps, gemm)?);
     }
     Ok(rows)
 }
 
-/// m = 512 through the Auto path (the prefill kernels), in TFLOP/s; a row
-/// that says so when the path is not available.
+/// m = 512 through the Auto path (the tensor-core kernels, F32 I/O), in
+/// TFLOP/s beside the cuBLAS bf16 GEMM of the same shape from this run.
 fn prefill_row(
     device: &MlxDevice,
     weights: &[MlxBuffer],
     ty: GgmlType,
-    n: usize,
-    k: usize,
+    (n, k): (usize, usize),
     reps: usize,
+    gemm_limit: f64,
 ) -> Result<Row> {
     let m = 512;
-    let name = format!("{} m={m} n={n} k={k} (Auto)", ty.name());
     let p = GgmlQuantizedMatmulParams {
         m,
         n,
         k,
         ggml_type: ty,
     };
-    // One untimed product first: a missing path answers before any timing.
-    let input = MlxBuffer::zeros(device, DType::F32, &[m, k])?;
-    let output = MlxBuffer::zeros(device, DType::F32, &[m, n])?;
-    let mut enc = device.command_encoder()?;
-    match quantized_matmul_ggml(&mut enc, &input, &weights[0], &output, &p) {
-        Err(MlxError::Unsupported { msg, .. }) => {
-            return Ok(Row::new(name, f64::NAN, "TFLOP/s").note(format!("skipped: {msg}")))
-        }
-        r => r?,
-    }
-    enc.commit_and_wait()?;
     let us = time_product_us(device, weights, &p, QuantizedMatmulPath::Auto, reps)?;
     let tflops = 2.0 * (m * n * k) as f64 / (us * 1e-6) / 1e12;
-    Ok(Row::new(name, tflops, "TFLOP/s").note(format!("{us:.1} us")))
+    Ok(Row::new(
+        format!("{} m={m} n={n} k={k} (Auto, F32 I/O)", ty.name()),
+        tflops,
+        "TFLOP/s",
+    )
+    .against("cuBLAS bf16 GEMM, same shape", gemm_limit)
+    .note(format!("{us:.1} us; target ratio >= 0.5")))
 }
