@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::reference::GdnShape;
+use super::reference::{sequence_ranges, GdnShape};
 use crate::ops::validate;
 use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
@@ -253,48 +253,25 @@ pub(crate) fn check_state_overlaps(
     Ok(())
 }
 
+/// The sequences of a call (the reference's rule), with at most
+/// [`GDN_MAX_PACKED_SEQUENCES`] packed ones: the table travels in the
+/// launch parameters.
 fn sequences(
     op: &'static str,
     shape: &GdnShape,
     cu_seqlens: Option<&[usize]>,
 ) -> Result<Vec<Range<usize>>> {
-    let Some(offsets) = cu_seqlens else {
-        let t = shape.seq_len;
-        return Ok((0..shape.batch).map(|b| b * t..(b + 1) * t).collect());
-    };
-    if shape.batch != 1 {
-        return Err(MlxError::invalid(
-            op,
-            format!(
-                "cu_seqlens needs batch 1 (packed tokens), got batch {}",
-                shape.batch
-            ),
-        ));
+    if let Some(offsets) = cu_seqlens {
+        let n = offsets.len().saturating_sub(1);
+        if n == 0 || n > GDN_MAX_PACKED_SEQUENCES {
+            return Err(MlxError::invalid(
+                op,
+                format!(
+                    "cu_seqlens must hold 1 to {GDN_MAX_PACKED_SEQUENCES} sequences ({} offsets given)",
+                    offsets.len()
+                ),
+            ));
+        }
     }
-    let n = offsets.len().saturating_sub(1);
-    if n == 0 || n > GDN_MAX_PACKED_SEQUENCES {
-        return Err(MlxError::invalid(
-            op,
-            format!(
-                "cu_seqlens must hold 1 to {GDN_MAX_PACKED_SEQUENCES} sequences ({} offsets given)",
-                offsets.len()
-            ),
-        ));
-    }
-    if offsets[0] != 0 || offsets[n] != shape.seq_len {
-        return Err(MlxError::invalid(
-            op,
-            format!(
-                "cu_seqlens must start at 0 and end at seq_len {}, got {offsets:?}",
-                shape.seq_len
-            ),
-        ));
-    }
-    if offsets.windows(2).any(|w| w[1] < w[0]) {
-        return Err(MlxError::invalid(
-            op,
-            format!("cu_seqlens must be non-decreasing, got {offsets:?}"),
-        ));
-    }
-    Ok(offsets.windows(2).map(|w| w[0]..w[1]).collect())
+    sequence_ranges(op, shape, cu_seqlens)
 }

@@ -2,7 +2,9 @@
 //! kernels.
 
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
-use crate::{CommandEncoder, MlxBuffer, Result};
+use crate::formats::GgmlType;
+use crate::kernels::KernelRegistry;
+use crate::{CommandEncoder, DType, MlxBuffer, Result};
 
 pub(crate) use super::decode::register as register_decode;
 pub(crate) use super::prefill::register as register_prefill;
@@ -19,4 +21,31 @@ pub(super) fn quantized_matmul(
         QuantizedMatmulPath::Prefill => super::prefill::launch(enc, input, weight, output, p),
         _ => super::decode::launch(enc, input, weight, output, p),
     }
+}
+
+/// The kernel `quantized_matmul_<path>_<type>_<io>` (`path` is `decode` or
+/// `prefill`, `type` GGML's name in lower case, `io` `f32` or `bf16`).
+pub(super) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
+    let io = if io == DType::BF16 { "bf16" } else { "f32" };
+    format!(
+        "quantized_matmul_{path}_{}_{io}",
+        ty.name().to_ascii_lowercase()
+    )
+}
+
+/// Registers one module per GGML type for a path, holding that type's F32
+/// and BF16 kernels, so that a model compiles only the types it uses (each
+/// instantiation of these kernels takes NVRTC about a second). `source(ty)`
+/// is the module's whole source.
+pub(super) fn register_per_type(
+    registry: &KernelRegistry,
+    path: &str,
+    source: impl Fn(GgmlType) -> String,
+) -> Result<()> {
+    GgmlType::ALL.into_iter().try_for_each(|ty| {
+        let kernels = [DType::F32, DType::BF16].map(|io| kernel_name(path, ty, io));
+        let names = kernels.each_ref().map(String::as_str);
+        let module = format!("quantized_matmul_{path}_{}", ty.name().to_ascii_lowercase());
+        registry.register_module(&module, source(ty), &names)
+    })
 }

@@ -5,6 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cuda::{kernel_name, register_per_type};
 use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
@@ -33,30 +34,13 @@ struct QmvParams {
     pad: u32,
 }
 
-/// The kernel's name for a type (`q4_k`, `iq4_xs`, `bf16`).
-fn tag(ty: GgmlType) -> String {
-    ty.name().to_ascii_lowercase()
-}
-
-fn kernel_name(ty: GgmlType, io: DType) -> String {
-    let io = if io == DType::BF16 { "bf16" } else { "f32" };
-    format!("quantized_matmul_decode_{}_{io}", tag(ty))
-}
-
 /// Registers one module per GGML type: the shared source plus the line
 /// that instantiates that type's two kernels.
 pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
-    for ty in GgmlType::ALL {
-        let source = format!("{SOURCE}\nQMV_INSTANTIATE({})\n", tag(ty));
-        let kernels = [kernel_name(ty, DType::F32), kernel_name(ty, DType::BF16)];
-        let names: Vec<&str> = kernels.iter().map(String::as_str).collect();
-        registry.register_module(
-            &format!("quantized_matmul_decode_{}", tag(ty)),
-            source,
-            &names,
-        )?;
-    }
-    Ok(())
+    register_per_type(registry, "decode", |ty| {
+        let tag = ty.name().to_ascii_lowercase();
+        format!("{SOURCE}\nQMV_INSTANTIATE({tag})\n")
+    })
 }
 
 /// The kernel's unit of decoding: bytes and elements of one block (float
@@ -112,7 +96,7 @@ pub(super) fn launch(
         shared_mem_bytes: shared_bytes(p.ggml_type, p.m, input.dtype()) as u32,
     };
     enc.dispatch_kernel(
-        &kernel_name(p.ggml_type, input.dtype()),
+        &kernel_name("decode", p.ggml_type, input.dtype()),
         config,
         &[
             KernelArg::Buffer(input),

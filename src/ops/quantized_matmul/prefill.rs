@@ -6,6 +6,7 @@
 //! only those (NVRTC takes seconds per instantiation of this kernel). Each
 //! module holds the F32 and the BF16 input/output variants.
 
+use super::cuda::{kernel_name, register_per_type};
 use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
@@ -31,69 +32,21 @@ const INPUT_SLOT_BYTES: usize = TILE_M * 64 * 2;
 const WEIGHT_SLOTS: usize = 2;
 const ALIGN_SLACK: usize = 1024;
 
-/// One weight type's module: the kernels for F32 and BF16 input/output.
-pub(crate) struct PrefillModule {
-    ty: GgmlType,
-    name: &'static str,
-    source: &'static str,
-    kernels: [&'static str; 2],
-}
+const SOURCE: &str = include_str!("prefill.cu");
 
-macro_rules! prefill_module {
-    ($ty:ident, $name:literal) => {
-        PrefillModule {
-            ty: GgmlType::$ty,
-            name: concat!("quantized_matmul_prefill_", $name),
-            source: concat!(
-                "#define QMM_DEQ Deq",
-                stringify!($ty),
-                "\n#define QMM_NAME_F32 quantized_matmul_prefill_",
-                $name,
-                "_f32\n#define QMM_NAME_BF16 quantized_matmul_prefill_",
-                $name,
-                "_bf16\n",
-                include_str!("prefill.cu")
-            ),
-            kernels: [
-                concat!("quantized_matmul_prefill_", $name, "_f32"),
-                concat!("quantized_matmul_prefill_", $name, "_bf16"),
-            ],
-        }
-    };
-}
-
-pub(crate) const MODULES: [PrefillModule; 15] = [
-    prefill_module!(F32, "f32"),
-    prefill_module!(F16, "f16"),
-    prefill_module!(BF16, "bf16"),
-    prefill_module!(Q4_0, "q4_0"),
-    prefill_module!(Q4_1, "q4_1"),
-    prefill_module!(Q5_0, "q5_0"),
-    prefill_module!(Q5_1, "q5_1"),
-    prefill_module!(Q8_0, "q8_0"),
-    prefill_module!(Q2_K, "q2_k"),
-    prefill_module!(Q3_K, "q3_k"),
-    prefill_module!(Q4_K, "q4_k"),
-    prefill_module!(Q5_K, "q5_k"),
-    prefill_module!(Q6_K, "q6_k"),
-    prefill_module!(IQ4_NL, "iq4_nl"),
-    prefill_module!(IQ4_XS, "iq4_xs"),
-];
-
-/// Registers the per-type modules and their shared header.
+/// Registers the shared dequantization header and one module per weight
+/// type: the kernel template preceded by the defines that pick the type's
+/// `Deq*` struct and name the two kernels.
 pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
     registry.register_header(DEQUANT_HEADER.0, DEQUANT_HEADER.1)?;
-    MODULES
-        .iter()
-        .try_for_each(|m| registry.register_module(m.name, m.source, &m.kernels))
-}
-
-/// The prefill kernel for `ty` with `dtype` input and output.
-pub fn kernel_name(ty: GgmlType, dtype: DType) -> Result<&'static str> {
-    let module = MODULES.iter().find(|m| m.ty == ty).ok_or_else(|| {
-        MlxError::unsupported(super::OP, format!("no prefill kernel for {}", ty.name()))
-    })?;
-    Ok(module.kernels[usize::from(dtype == DType::BF16)])
+    register_per_type(registry, "prefill", |ty| {
+        format!(
+            "#define QMM_DEQ Deq{}\n#define QMM_NAME_F32 {}\n#define QMM_NAME_BF16 {}\n{SOURCE}",
+            ty.name(),
+            kernel_name("prefill", ty, DType::F32),
+            kernel_name("prefill", ty, DType::BF16),
+        )
+    })
 }
 
 /// Elements of one raw weight stage (`Deq::KB` in the dequant header).
@@ -129,7 +82,7 @@ pub(super) fn launch(
     p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
     let dtype = input.dtype();
-    let kernel = kernel_name(p.ggml_type, dtype)?;
+    let kernel = kernel_name("prefill", p.ggml_type, dtype);
     let too_big = |what: &str, v: usize| {
         MlxError::shape(
             super::OP,
@@ -155,7 +108,7 @@ pub(super) fn launch(
         shared_mem_bytes: shared_bytes(p.ggml_type) as u32,
     };
     enc.dispatch_kernel(
-        kernel,
+        &kernel,
         config,
         &[
             KernelArg::Buffer(input),

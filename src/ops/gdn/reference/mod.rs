@@ -75,6 +75,7 @@ pub use chunk_stages::{
 pub use chunked::{gdn_chunked, GDN_DEFAULT_CHUNK_SIZE};
 pub use conv::{ssm_conv, ssm_conv_decode, SsmConvShape, SSM_CONV_DEFAULT_WIDTH};
 pub use gates::{gdn_gates, sigmoid, softplus, SOFTPLUS_THRESHOLD};
+pub(crate) use layout::sequence_ranges;
 pub use layout::{Chunk, ChunkLayout, GdnConfig, GdnInputs, GdnOutputs, GdnShape, GDN_L2_NORM_EPS};
 pub use norm::{l2_normalize_rows, rms_norm_gated};
 pub use recurrent::gdn_recurrent_f64;
