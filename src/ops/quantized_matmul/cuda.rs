@@ -4,7 +4,7 @@
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
 use crate::formats::GgmlType;
 use crate::kernels::KernelRegistry;
-use crate::{CommandEncoder, DType, MlxBuffer, Result};
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 pub(crate) use super::decode::register as register_decode;
 pub(crate) use super::prefill::register as register_prefill;
@@ -17,6 +17,19 @@ pub(super) fn quantized_matmul(
     p: &GgmlQuantizedMatmulParams,
     path: QuantizedMatmulPath,
 ) -> Result<()> {
+    // Both paths use Hopper instructions: thread-block clusters (decode)
+    // and wgmma (prefill).
+    if let Some(props) = enc.device().cuda_properties() {
+        let (major, minor) = props.compute_capability;
+        if major < 9 {
+            return Err(MlxError::unsupported(
+                super::OP,
+                format!(
+                    "the CUDA kernels need compute capability 9.0 (Hopper) or newer; this GPU is {major}.{minor}"
+                ),
+            ));
+        }
+    }
     match path {
         QuantizedMatmulPath::Prefill => super::prefill::launch(enc, input, weight, output, p),
         _ => super::decode::launch(enc, input, weight, output, p),
