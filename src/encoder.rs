@@ -38,6 +38,12 @@ impl<'a> KernelArg<'a> {
     pub fn pod<T: bytemuck::Pod>(value: &'a T) -> KernelArg<'a> {
         KernelArg::Bytes(bytemuck::bytes_of(value))
     }
+
+    /// A buffer, or a null device pointer where an optional one is absent.
+    pub fn optional(buffer: Option<&'a MlxBuffer>) -> KernelArg<'a> {
+        const NULL: u64 = 0;
+        buffer.map_or(KernelArg::pod(&NULL), KernelArg::Buffer)
+    }
 }
 
 /// Grid, block and dynamic shared memory of one launch.

@@ -256,7 +256,7 @@ pub(crate) fn check_state_overlaps(
 /// The sequences of a call (the reference's rule), with at most
 /// [`GDN_MAX_PACKED_SEQUENCES`] packed ones: the table travels in the
 /// launch parameters.
-fn sequences(
+pub(crate) fn sequences(
     op: &'static str,
     shape: &GdnShape,
     cu_seqlens: Option<&[usize]>,

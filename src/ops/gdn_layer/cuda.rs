@@ -60,13 +60,6 @@ const VEC_BYTES: usize = 16;
 /// the source, which the kernels' launch bounds assume).
 const THREADS: u32 = 256;
 
-/// A null pointer for an absent optional buffer.
-const NULL: u64 = 0;
-
-fn optional(b: Option<&MlxBuffer>) -> KernelArg<'_> {
-    b.map_or(KernelArg::pod(&NULL), KernelArg::Buffer)
-}
-
 fn dtype_suffix(d: DType) -> &'static str {
     match d {
         DType::F16 => "f16",
@@ -145,10 +138,10 @@ pub(super) fn ssm_conv(
     let mut args = vec![
         KernelArg::Buffer(x),
         KernelArg::Buffer(weight),
-        optional(bias),
-        optional(conv_state_in),
+        KernelArg::optional(bias),
+        KernelArg::optional(conv_state_in),
         KernelArg::Buffer(out),
-        optional(conv_state_out),
+        KernelArg::optional(conv_state_out),
         KernelArg::pod(&batch),
         KernelArg::pod(&seq_len),
         KernelArg::pod(&channels),
@@ -177,7 +170,7 @@ pub(super) fn ssm_conv_decode(
         &[
             KernelArg::Buffer(x),
             KernelArg::Buffer(weight),
-            optional(bias),
+            KernelArg::optional(bias),
             KernelArg::Buffer(conv_state),
             KernelArg::Buffer(out),
             KernelArg::pod(&batch),

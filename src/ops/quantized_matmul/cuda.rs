@@ -38,7 +38,7 @@ pub(super) fn quantized_matmul(
 
 /// The kernel `quantized_matmul_<path>_<type>_<io>` (`path` is `decode` or
 /// `prefill`, `type` GGML's name in lower case, `io` `f32` or `bf16`).
-pub(super) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
+pub(crate) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
     let io = if io == DType::BF16 { "bf16" } else { "f32" };
     format!(
         "quantized_matmul_{path}_{}_{io}",

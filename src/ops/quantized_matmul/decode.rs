@@ -53,7 +53,7 @@ fn decode_block(ty: GgmlType) -> (usize, usize) {
 }
 
 /// Dynamic shared memory of one CTA, from the same constants as `qmv` in
-/// `decode.cu`: a ring of stages (128 weight rows and `m` input rows, each
+/// `decode.cu`: a ring of stages (64 weight rows and `m` input rows, each
 /// in whole 16-byte granules) and the f16 B fragments of one stage.
 fn shared_bytes(ty: GgmlType, m: usize, io: DType) -> usize {
     let (bb, be) = decode_block(ty);
@@ -81,17 +81,24 @@ pub(super) fn launch(
             ),
         ));
     }
+    let dim = |what: &str, v: usize| {
+        u32::try_from(v).map_err(|_| {
+            MlxError::shape(
+                super::OP,
+                format!("{what} = {v} is too large for the decode kernels"),
+            )
+        })
+    };
     let params = QmvParams {
-        m: p.m as u32,
-        n: p.n as u32,
-        k: p.k as u32,
-        row_bytes: row_bytes as u32,
-        row_blocks: p.k.div_ceil(be) as u32,
+        m: dim("m", p.m)?,
+        n: dim("n", p.n)?,
+        k: dim("k", p.k)?,
+        row_bytes: dim("row bytes", row_bytes)?,
+        row_blocks: dim("blocks per row", p.k.div_ceil(be))?,
         pad: 0,
     };
-    let tiles = p.n.div_ceil(ROWS);
     let config = LaunchConfig {
-        grid: ((tiles * CLUSTER) as u32, 1, 1),
+        grid: (dim("CTAs", p.n.div_ceil(ROWS) * CLUSTER)?, 1, 1),
         block: (THREADS, 1, 1),
         shared_mem_bytes: shared_bytes(p.ggml_type, p.m, input.dtype()) as u32,
     };

@@ -15,9 +15,14 @@
 //! for many rows. The decode path also multiplies on tensor cores, with f16
 //! operands: each weight is dequantized to f16 (K-quant sub-block scales
 //! and mins are rounded to f16 first) and the input is rounded to f16, so
-//! each product carries a relative error of a few 2⁻¹¹ and the input must
-//! lie within the f16 range (|x| < 65504); sums are f32. [`quantized_matmul_ggml`] picks one; tests and benchmarks
-//! force one with [`quantized_matmul_ggml_via`]. The CPU backend has one
+//! each product carries a relative error of a few 2⁻¹¹, and **inputs must
+//! lie within the f16 range (|x| < 65504)**: a larger input becomes ±inf
+//! there. The prefill path rounds both operands to bf16 (relative error a
+//! few 2⁻⁹, the f32 range); sums are f32 on both.
+//!
+//! [`quantized_matmul_ggml`] picks the path (see
+//! [`QuantizedMatmulPath::resolve`]); tests and benchmarks force one with
+//! [`quantized_matmul_ggml_via`]. The CPU backend has one
 //! path: dequantize each weight row (the reference of
 //! [`dequantize`](crate::formats::dequantize)) and take f32 dot products.
 
@@ -48,8 +53,8 @@ pub struct GgmlQuantizedMatmulParams {
 /// Which CUDA kernel family computes the product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantizedMatmulPath {
-    /// The library chooses from `m` (the decode path up to
-    /// [`DECODE_MAX_ROWS`] rows, tensor cores above).
+    /// The library chooses from `m` and the weight type (see
+    /// [`QuantizedMatmulPath::resolve`]).
     #[default]
     Auto,
     /// The mat-vec kernels: each weight byte is read once for all `m` rows.
@@ -63,14 +68,31 @@ pub enum QuantizedMatmulPath {
 pub const DECODE_MAX_ROWS: usize = 8;
 
 impl QuantizedMatmulPath {
-    /// The path `Auto` resolves to for `m` rows.
-    pub fn resolve(self, m: usize) -> QuantizedMatmulPath {
+    /// The path `Auto` resolves to for `m` rows of a `ty` weight: the
+    /// decode path up to [`DECODE_MAX_ROWS`] rows, except for F32 and BF16
+    /// weights, whose values may lie outside the decode path's f16 range;
+    /// the prefill path otherwise.
+    pub fn resolve(self, m: usize, ty: GgmlType) -> QuantizedMatmulPath {
+        let f16_safe = !matches!(ty, GgmlType::F32 | GgmlType::BF16);
         match self {
-            QuantizedMatmulPath::Auto if m <= DECODE_MAX_ROWS => QuantizedMatmulPath::Decode,
+            QuantizedMatmulPath::Auto if m <= DECODE_MAX_ROWS && f16_safe => {
+                QuantizedMatmulPath::Decode
+            }
             QuantizedMatmulPath::Auto => QuantizedMatmulPath::Prefill,
             path => path,
         }
     }
+}
+
+/// The CUDA kernel that `path` (resolved) runs for a `ty` weight with `io`
+/// input and output; benchmarks read its attributes from the registry.
+#[doc(hidden)]
+pub fn kernel_name(path: QuantizedMatmulPath, ty: GgmlType, io: DType) -> String {
+    let family = match path {
+        QuantizedMatmulPath::Prefill => "prefill",
+        _ => "decode",
+    };
+    cuda::kernel_name(family, ty, io)
 }
 
 /// `output = input · dequant(weight)ᵀ`, on the path the library chooses.
@@ -102,7 +124,7 @@ pub fn quantized_matmul_ggml_via(
     path: QuantizedMatmulPath,
 ) -> Result<()> {
     validate(enc, input, weight, output, params, path)?;
-    let path = path.resolve(params.m);
+    let path = path.resolve(params.m, params.ggml_type);
     enc.encode_op(
         OP,
         || cpu::quantized_matmul(input, weight, output, params),

@@ -91,6 +91,10 @@ pub(super) fn launch(
     };
     let dim = |what: &str, v: usize| u32::try_from(v).map_err(|_| too_big(what, v));
     let (m, n, k) = (dim("m", p.m)?, dim("n", p.n)?, dim("k", p.k)?);
+    // The kernel counts 64-element stages of k in 32-bit arithmetic.
+    if k > u32::MAX - 64 {
+        return Err(too_big("k", p.k));
+    }
     let grid_y = dim("m / 128", p.m.div_ceil(TILE_M))?;
     if grid_y > 65_535 {
         return Err(too_big("m", p.m));

@@ -1,7 +1,9 @@
 //! Bad calls fail with an error naming the op, before any kernel runs.
 
+use mlx_native::ops::gdn::reference::GdnShape;
 use mlx_native::ops::gdn::{
-    gated_delta_net_decode, gated_delta_net_prefill, GdnDecodeParams, GdnPrefillParams,
+    gated_delta_net_decode, gated_delta_net_prefill, gated_delta_net_prefill_scratch_bytes,
+    GdnDecodeParams, GdnPrefillParams,
 };
 use mlx_native::{DType, MlxBuffer, MlxDevice, Result};
 
@@ -10,6 +12,45 @@ use crate::harness::{float_buffer, poisoned, Rng};
 backend_tests! {
     prefill_rejects_bad_inputs => prefill_rejects_bad_inputs,
     decode_rejects_bad_inputs => decode_rejects_bad_inputs,
+}
+
+/// The scratch size follows the op's own rules and never overflows.
+#[test]
+fn scratch_bytes_checks_its_shape() {
+    const OP: &str = "gated_delta_net_prefill_scratch_bytes";
+    let shape = GdnShape {
+        batch: 1,
+        seq_len: 100,
+        num_key_heads: 1,
+        num_value_heads: 2,
+        key_dim: 128,
+        value_dim: 128,
+    };
+    let ok = gated_delta_net_prefill_scratch_bytes(&shape, DType::BF16, None).unwrap();
+    let packed =
+        gated_delta_net_prefill_scratch_bytes(&shape, DType::BF16, Some(&[0, 30, 100])).unwrap();
+    assert!(ok > 0 && packed >= ok, "{ok} {packed}");
+    let size = |s: &GdnShape, cu: Option<&[usize]>| {
+        gated_delta_net_prefill_scratch_bytes(s, DType::BF16, cu).map(|_| ())
+    };
+    let two = GdnShape { batch: 2, ..shape };
+    expect_err("packed batch 2", OP, size(&two, Some(&[0, 100])), "batch 1");
+    expect_err(
+        "offsets end short",
+        OP,
+        size(&shape, Some(&[0, 50])),
+        "end at seq_len",
+    );
+    let huge = GdnShape {
+        seq_len: usize::MAX / 2,
+        ..shape
+    };
+    expect_err("huge", OP, size(&huge, None), "would not fit");
+    let zero = GdnShape {
+        key_dim: 0,
+        ..shape
+    };
+    expect_err("zero key_dim", OP, size(&zero, None), "positive");
 }
 
 struct Call {
@@ -53,7 +94,8 @@ fn prefill(dev: &MlxDevice, c: &Call, params: &GdnPrefillParams<'_>) -> Result<(
         &c.o,
         Some(&c.state),
         params,
-    )
+    )?;
+    enc.commit_and_wait()
 }
 
 fn decode(dev: &MlxDevice, c: &Call) -> Result<()> {
@@ -68,7 +110,8 @@ fn decode(dev: &MlxDevice, c: &Call) -> Result<()> {
         &c.state,
         &c.o,
         &GdnDecodeParams::default(),
-    )
+    )?;
+    enc.commit_and_wait()
 }
 
 fn expect_err(what: &str, op: &str, r: Result<()>, needle: &str) {

@@ -3,11 +3,12 @@
 use std::time::Instant;
 
 use mlx_native::ops::gdn::reference::{gdn_chunked, GdnOutputs};
-use mlx_native::ops::gdn::GDN_CHUNK;
-use mlx_native::{DType, MlxDevice};
+use mlx_native::ops::gdn::{gated_delta_net_prefill, GdnPrefillParams, GDN_CHUNK};
+use mlx_native::{DType, MlxBuffer, MlxDevice};
 
-use super::common::{check, round_to, run_prefill, run_recurrent, tolerance, Decay};
+use super::common::{check, round_to, run_prefill, run_recurrent, state_shape, tolerance, Decay};
 use crate::gdn_reference::common::Case;
+use crate::harness::{float_buffer, read_f32};
 
 fn check_case(dev: &MlxDevice, case: &Case, dtype: DType, own_scratch: bool) {
     let started = Instant::now();
@@ -41,6 +42,7 @@ fn check_case(dev: &MlxDevice, case: &Case, dtype: DType, own_scratch: bool) {
 backend_tests! {
     prefill_matches_recurrence => prefill_matches_recurrence,
     prefill_packed_sequences_and_chunk_states => prefill_packed_sequences_and_chunk_states,
+    prefill_views_at_offsets_and_state_in_place => prefill_views_at_offsets_and_state_in_place,
 }
 
 /// Lengths around the chunk size, every K and V, group ratios 1–3, with and
@@ -150,5 +152,102 @@ fn prefill_packed_sequences_and_chunk_states(dev: &MlxDevice) {
             &chunk_states,
             tol_s.max(2e-5),
         );
+    }
+}
+
+/// `values` as a `dtype` view at byte offset 32 of a larger allocation whose
+/// other bytes are 0xFF; returns the view and the whole allocation.
+fn view_at_offset(
+    dev: &MlxDevice,
+    values: &[f32],
+    dtype: DType,
+    shape: &[usize],
+) -> (MlxBuffer, MlxBuffer) {
+    const LEAD: usize = 32;
+    let body = float_buffer(&MlxDevice::cpu(), values, dtype, &[values.len()])
+        .read_bytes()
+        .unwrap();
+    let mut bytes = vec![0xFF; LEAD];
+    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&[0xFF; 48]);
+    let whole =
+        MlxBuffer::from_bytes(dev, &bytes, dtype, &[bytes.len() / dtype.size_of()]).unwrap();
+    let view = whole
+        .slice_view(LEAD, values.len())
+        .unwrap()
+        .with_shape(shape)
+        .unwrap();
+    (view, whole)
+}
+
+/// Every tensor a view at a 16-byte-aligned offset inside a larger
+/// allocation, and the final state written over the initial one: the result
+/// matches the recurrence and nothing outside the views changes.
+fn prefill_views_at_offsets_and_state_in_place(dev: &MlxDevice) {
+    let dims = if dev.is_cuda() { (128, 128) } else { (64, 64) };
+    for dtype in [DType::BF16, DType::F32] {
+        let case = Case {
+            l2_norm: true,
+            initial_state: true,
+            seed: 700,
+            ..Case::new(2, 70, (1, 2), dims)
+        };
+        let mut data = case.data();
+        round_to(&mut data, dtype);
+        let reference = run_recurrent(&case, &data);
+        let (b, t, hk, hv) = (case.batch, case.seq_len, case.key_heads, case.value_heads);
+        let (kd, vd) = (case.key_dim, case.value_dim);
+        let (q, _) = view_at_offset(dev, &data.q, dtype, &[b, t, hk, kd]);
+        let (k, _) = view_at_offset(dev, &data.k, dtype, &[b, t, hk, kd]);
+        let (v, _) = view_at_offset(dev, &data.v, dtype, &[b, t, hv, vd]);
+        let (g, _) = view_at_offset(dev, &data.g, DType::F32, &[b, t, hv]);
+        let (beta, _) = view_at_offset(dev, &data.beta, DType::F32, &[b, t, hv]);
+        let initial = data.initial_state.as_ref().unwrap();
+        let (state, state_all) = view_at_offset(dev, initial, DType::F32, &state_shape(&case));
+        let poison = vec![f32::NAN; b * t * hv * vd];
+        let (o, o_all) = view_at_offset(dev, &poison, dtype, &[b, t, hv, vd]);
+        let mut enc = dev.command_encoder().unwrap();
+        let params = GdnPrefillParams {
+            l2_normalize_qk: true,
+            ..GdnPrefillParams::default()
+        };
+        gated_delta_net_prefill(
+            &mut enc,
+            &q,
+            &k,
+            &v,
+            &g,
+            &beta,
+            Some(&state),
+            &o,
+            Some(&state),
+            &params,
+        )
+        .unwrap();
+        enc.commit_and_wait().unwrap();
+        let (tol_o, tol_s) = tolerance(dev, dtype);
+        check(
+            &format!("views {dtype} o"),
+            &read_f32(&o),
+            &reference.o,
+            tol_o,
+        );
+        check(
+            &format!("views {dtype} state in place"),
+            &read_f32(&state),
+            &reference.final_state,
+            tol_s,
+        );
+        for (what, whole, view) in [("o", &o_all, &o), ("state", &state_all, &state)] {
+            let bytes = whole.read_bytes().unwrap();
+            let (start, end) = (view.byte_offset(), view.byte_offset() + view.byte_len());
+            assert!(
+                bytes[..start]
+                    .iter()
+                    .chain(&bytes[end..])
+                    .all(|&x| x == 0xFF),
+                "{dtype}: the prefill wrote outside the {what} view"
+            );
+        }
     }
 }

@@ -131,9 +131,13 @@ impl Cublas {
         })
     }
 
-    pub fn set_stream(&self, stream: CUstream) -> Result<()> {
-        // SAFETY: the handle is live and the stream belongs to the current
-        // context.
+    /// Makes cuBLAS queue its work on `stream`.
+    ///
+    /// # Safety
+    /// `stream` is a live stream of the context current on this thread, and
+    /// outlives every GEMM queued on it.
+    pub unsafe fn set_stream(&self, stream: CUstream) -> Result<()> {
+        // SAFETY: the handle is live; the caller vouches for the stream.
         check("cublasSetStream_v2", unsafe {
             (self.set_stream)(self.handle, stream)
         })
@@ -142,8 +146,9 @@ impl Cublas {
     /// `c[m, n] = a[m, k] · b[n, k]ᵀ`, all row-major bf16, f32 accumulation.
     ///
     /// # Safety
-    /// `a`, `b`, `c` are device pointers to at least `m·k`, `n·k`, `m·n`
-    /// bf16 values in the handle's context.
+    /// `m`, `n`, `k` are positive; `a`, `b`, `c` are device pointers to at
+    /// least `m·k`, `n·k`, `m·n` bf16 values in the handle's context, live
+    /// until the stream set with [`Cublas::set_stream`] has run the GEMM.
     pub unsafe fn gemm_bf16_nt(
         &self,
         m: i32,
@@ -155,6 +160,9 @@ impl Cublas {
     ) -> Result<()> {
         let (alpha, beta) = (1.0f32, 0.0f32);
         // Column-major view: cᵀ (n × m) = b (k × n)ᵀ · aᵀ (k × m).
+        // SAFETY: the sizes and pointers are as the caller promised; alpha
+        // and beta live on this frame for the duration of the call, which
+        // reads them before returning (host pointer mode).
         check("cublasGemmEx", unsafe {
             (self.gemm_ex)(
                 self.handle,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mlx_native::formats::quantize_to_vec;
 use mlx_native::ops::quantized_matmul::{
-    quantized_matmul_ggml_via, GgmlQuantizedMatmulParams, QuantizedMatmulPath,
+    kernel_name, quantized_matmul_ggml_via, GgmlQuantizedMatmulParams, QuantizedMatmulPath,
 };
 use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, Result};
 
@@ -93,11 +93,7 @@ pub fn prefill_vs_cublas(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             let ms = time_ms(&mut enc, 3, reps, |e, i| {
                 quantized_matmul_ggml_via(e, &inputs[i % 2], &weights[i % 2], &output, &p, path)
             })?;
-            let kernel = format!(
-                "quantized_matmul_prefill_{}_{}",
-                ty.name().to_ascii_lowercase(),
-                dtype.name()
-            );
+            let kernel = kernel_name(path, ty, dtype);
             let registers = device.registry().get_pipeline(&kernel)?.registers();
             rows.push(
                 Row::new(

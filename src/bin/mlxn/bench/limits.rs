@@ -70,7 +70,9 @@ pub fn gemm_bf16_tflops(
     let stream = ctx.new_stream().map_err(cuda)?;
     let cublas = Cublas::new()?;
     super::progress(&format!("cuBLAS from {}", cublas.path));
-    cublas.set_stream(stream.cu_stream())?;
+    // SAFETY: `stream` belongs to `ctx`, current on this thread, and is
+    // declared before `cublas`, so it is dropped after the handle.
+    unsafe { cublas.set_stream(stream.cu_stream())? };
 
     let set_bytes = 2 * (m * k + n * k + m * n);
     let sets = (2 * props.l2_cache_bytes as usize)

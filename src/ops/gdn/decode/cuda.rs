@@ -45,8 +45,11 @@ pub(super) fn decode(
         return Err(MlxError::unsupported(
             "gated_delta_net_decode",
             format!(
-                "batch {} × {} value heads exceed the launch grid",
-                s.batch, s.num_value_heads
+                "batch {}, {} value heads and {} tokens: the launch grid takes at most 65535 \
+                 sequences and value heads, the kernel at most 2^31 - 1 tokens",
+                s.batch,
+                s.num_value_heads,
+                s.num_tokens()
             ),
         ));
     }

@@ -8,7 +8,7 @@
 #define GDN_DECODE_ROWS 4
 #define GDN_DECODE_WARPS 4
 
-// Mirrored by `DecodeDims` in decode/cuda.rs.
+// Mirrored by `Dims` in decode/cuda.rs.
 struct GdnDecodeDims {
     i32 num_tokens;  // tokens per sequence
     i32 num_key_heads;

@@ -249,7 +249,6 @@ pub(super) fn prefill(
             ],
         )?;
     }
-    let null = 0u64;
     enc.dispatch_kernel(
         KERNELS[base + 1],
         LaunchConfig {
@@ -270,20 +269,12 @@ pub(super) fn prefill(
             KernelArg::Buffer(&fq),
             KernelArg::Buffer(&fk),
             KernelArg::Buffer(&cd),
-            optional(io.initial_state, &null),
-            optional(io.final_state, &null),
-            optional(io.chunk_states, &null),
+            KernelArg::optional(io.initial_state),
+            KernelArg::optional(io.final_state),
+            KernelArg::optional(io.chunk_states),
             KernelArg::Buffer(io.o),
             KernelArg::Bytes(table_bytes),
             KernelArg::pod(&dims),
         ],
     )
-}
-
-/// A buffer, or a null pointer for an absent optional one.
-fn optional<'a>(buffer: Option<&'a MlxBuffer>, null: &'a u64) -> KernelArg<'a> {
-    match buffer {
-        Some(b) => KernelArg::Buffer(b),
-        None => KernelArg::pod(null),
-    }
 }

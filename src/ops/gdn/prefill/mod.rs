@@ -10,7 +10,9 @@
 mod cpu;
 pub(crate) mod cuda;
 
-use super::params::{check_call, check_state_overlaps, GdnCall, GdnPrefillParams, GdnTensors};
+use super::params::{
+    check_call, check_state_overlaps, sequences, GdnCall, GdnPrefillParams, GdnTensors, GDN_CHUNK,
+};
 use super::reference::GdnShape;
 use crate::ops::validate;
 use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
@@ -125,20 +127,19 @@ pub fn gated_delta_net_prefill_scratch_bytes(
     dtype: DType,
     cu_seqlens: Option<&[usize]>,
 ) -> Result<usize> {
-    let sequences = match cu_seqlens {
-        Some(offsets) if offsets.windows(2).all(|w| w[0] <= w[1]) => {
-            offsets.windows(2).map(|w| w[0]..w[1]).collect()
-        }
-        Some(_) => {
-            return Err(MlxError::invalid(
-                "gated_delta_net_prefill_scratch_bytes",
-                "cu_seqlens must be non-decreasing",
-            ))
-        }
-        None => (0..shape.batch)
-            .map(|b| b * shape.seq_len..(b + 1) * shape.seq_len)
-            .collect(),
-    };
+    const WHAT: &str = "gated_delta_net_prefill_scratch_bytes";
+    let sequences = sequences(WHAT, shape, cu_seqlens)?;
+    // Every scratch array is at most a chunk's 64 × 64 block or a K or V
+    // row per token and head, of at most 4 bytes: bound the total before
+    // the layout multiplies it out.
+    let rows = shape.batch as u128 * shape.seq_len as u128 * shape.num_value_heads as u128;
+    let per_row = 4 * (shape.key_dim + shape.value_dim + GDN_CHUNK * GDN_CHUNK + 2) as u128;
+    if rows * per_row + 6 * 256 > isize::MAX as u128 {
+        return Err(MlxError::invalid(
+            WHAT,
+            format!("the scratch of {shape:?} would not fit in memory"),
+        ));
+    }
     let call = GdnCall {
         shape: *shape,
         dtype,
