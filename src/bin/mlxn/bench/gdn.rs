@@ -13,6 +13,7 @@ use mlx_native::ops::gdn::{
 };
 use mlx_native::{CommandEncoder, DType, MlxBuffer, MlxDevice, Result};
 
+use super::data::uniform_values;
 use super::limits::{copy_gbs, gb_per_s};
 use super::{median, progress, time_ms, Row};
 
@@ -28,15 +29,7 @@ fn pattern(
     dtype: DType,
     seed: u64,
 ) -> Result<MlxBuffer> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let cycle: Vec<f32> = (0..65_521)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            lo + (hi - lo) * ((x >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
+    let cycle = uniform_values(65_521, lo, hi, seed);
     let values = (0..n).map(|i| cycle[i % cycle.len()]);
     match dtype {
         DType::BF16 => {

@@ -10,6 +10,7 @@ use mlx_native::ops::quantized_matmul::{
 };
 use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, Result};
 
+use super::data::uniform_values;
 use super::limits::gemm_bf16_tflops;
 use super::{progress, time_ms, Row};
 
@@ -21,19 +22,6 @@ const TYPES: [GgmlType; 5] = [
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
-
-/// Uniform values in [-1, 1) from a fixed seed.
-fn random_values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            2.0 * ((s >> 40) as f32 / (1u64 << 24) as f32) - 1.0
-        })
-        .collect()
-}
 
 fn input_buffer(device: &MlxDevice, x: &[f32], dtype: DType, shape: &[usize]) -> Result<MlxBuffer> {
     if dtype == DType::BF16 {
@@ -64,8 +52,8 @@ pub fn prefill_vs_cublas(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         limit,
         "TFLOP/s",
     )];
-    let w = random_values(n * k, 7);
-    let x = random_values(m * k, 11);
+    let w = uniform_values(n * k, -1.0, 1.0, 7);
+    let x = uniform_values(m * k, -1.0, 1.0, 11);
     for ty in TYPES {
         progress(&format!("prefill {ty}: quantizing the weight"));
         let bytes = quantize_to_vec(ty, &w)?;

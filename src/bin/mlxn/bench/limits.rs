@@ -4,6 +4,7 @@ use mlx_native::ops::fill::fill;
 use mlx_native::{DType, MlxBuffer, MlxDevice, MlxError, Result};
 
 use super::cublas::Cublas;
+use super::data::uniform_values;
 use super::{time_ms, wall_ms};
 
 /// GB/s for `bytes` moved in `ms` milliseconds.
@@ -78,16 +79,12 @@ pub fn gemm_bf16_tflops(
     let sets = (2 * props.l2_cache_bytes as usize)
         .div_ceil(set_bytes)
         .clamp(1, 8);
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut seed = 0;
     let mut random_bf16 = |len: usize| -> Vec<u16> {
-        (0..len)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let unit = (seed >> 40) as f32 / (1u64 << 24) as f32;
-                half::bf16::from_f32(2.0 * unit - 1.0).to_bits()
-            })
+        seed += 1;
+        uniform_values(len, -1.0, 1.0, seed)
+            .into_iter()
+            .map(|v| half::bf16::from_f32(v).to_bits())
             .collect()
     };
     let mut buffers = Vec::with_capacity(sets);

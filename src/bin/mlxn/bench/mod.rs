@@ -3,6 +3,7 @@
 //! warm-up; the figure is the median. Buffers are far larger than the L2.
 
 mod cublas;
+mod data;
 mod gdn;
 mod gdn_layer;
 mod gemm;

@@ -16,6 +16,7 @@ use mlx_native::ops::quantized_matmul::{
 };
 use mlx_native::{DType, GgmlType, MlxBuffer, MlxDevice, Result};
 
+use super::data::ggml_bytes;
 use super::limits::{copy_gbs, gb_per_s, gemm_bf16_tflops};
 use super::{progress, time_ms, Row};
 
@@ -44,23 +45,6 @@ fn llama_m8_us(ty: GgmlType) -> Option<f64> {
 const ROTATE_BYTES: usize = 400 << 20;
 /// Products launched back to back per timed repetition.
 const BATCH: usize = 20;
-
-/// Random weight bytes with every u16 made a finite f16 (as the tests do).
-fn random_weight(bytes: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    let mut v: Vec<u8> = (0..bytes)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect();
-    for pair in v.chunks_exact_mut(2) {
-        pair[1] &= 0xBF;
-    }
-    v
-}
 
 /// Median µs of one product over `weights` (rotated), `m` rows of F32.
 fn time_product_us(
@@ -127,7 +111,7 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         ));
         let weights = upload(
             device,
-            &random_weight(big_bytes, 11 + t as u64),
+            &ggml_bytes(big_bytes, 11 + t as u64),
             ROTATE_BYTES.div_ceil(big_bytes).max(2),
         )?;
         let us = time_product_us(device, &weights, &big, QuantizedMatmulPath::Auto, reps)?;
@@ -151,7 +135,7 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         ));
         let weights = upload(
             device,
-            &random_weight(bytes, 101 + t as u64),
+            &ggml_bytes(bytes, 101 + t as u64),
             ROTATE_BYTES.div_ceil(bytes).max(2),
         )?;
         let mut m1_us = f64::NAN;
