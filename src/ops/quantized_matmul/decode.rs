@@ -10,7 +10,7 @@ use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
 use crate::kernels::KernelRegistry;
-use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
+use crate::{CommandEncoder, MlxBuffer, MlxError, Result};
 
 pub(crate) const SOURCE: &str = include_str!("decode.cu");
 
@@ -31,7 +31,7 @@ struct QmvParams {
     k: u32,
     row_bytes: u32,
     row_blocks: u32,
-    pad: u32,
+    phase_blocks: u32,
 }
 
 /// Registers one module per GGML type: the shared source plus the line
@@ -52,15 +52,32 @@ fn decode_block(ty: GgmlType) -> (usize, usize) {
     }
 }
 
+/// Most bytes of B fragments (f16 input values) a CTA holds at once.
+const PHASE_BUDGET: usize = 32 << 10;
+
+/// Blocks per stage (`SB` in `decode.cu`).
+fn stage_blocks(ty: GgmlType) -> usize {
+    (160 / decode_block(ty).0).clamp(1, 8)
+}
+
+/// Blocks whose B fragments a CTA converts at once: its whole k range when
+/// that fits `PHASE_BUDGET`, else fewer, in whole stages. Each block takes
+/// 16 bytes per input row per 8 elements.
+fn phase_blocks(ty: GgmlType, m: usize, k: usize) -> usize {
+    let (_, be) = decode_block(ty);
+    let sb = stage_blocks(ty);
+    let per_block = be / 8 * 16 * m;
+    let cta_blocks = k.div_ceil(be).div_ceil(CLUSTER).div_ceil(sb) * sb;
+    (PHASE_BUDGET / per_block / sb * sb).clamp(sb, cta_blocks.max(sb))
+}
+
 /// Dynamic shared memory of one CTA, from the same constants as `qmv` in
-/// `decode.cu`: a ring of stages (128 weight rows and `m` input rows, each
-/// in whole 16-byte granules) and the f16 B fragments of one stage.
-fn shared_bytes(ty: GgmlType, m: usize, io: DType) -> usize {
+/// `decode.cu`: a ring of stages (64 weight rows, each in whole 16-byte
+/// granules) and the B fragments of one phase.
+fn shared_bytes(ty: GgmlType, m: usize, k: usize) -> usize {
     let (bb, be) = decode_block(ty);
-    let sb = (160 / bb).clamp(1, 8);
-    let w_slot = (sb * bb + 29) / 16 * 16;
-    let x_slot = (sb * be * io.size_of() + 29) / 16 * 16;
-    STAGES * (ROWS * w_slot + m * x_slot) + sb * be * 16
+    let w_slot = (stage_blocks(ty) * bb + 29) / 16 * 16;
+    STAGES * ROWS * w_slot + phase_blocks(ty, m, k) * be / 8 * 16 * m
 }
 
 pub(super) fn launch(
@@ -87,13 +104,13 @@ pub(super) fn launch(
         k: p.k as u32,
         row_bytes: row_bytes as u32,
         row_blocks: p.k.div_ceil(be) as u32,
-        pad: 0,
+        phase_blocks: phase_blocks(p.ggml_type, p.m, p.k) as u32,
     };
     let tiles = p.n.div_ceil(ROWS);
     let config = LaunchConfig {
         grid: ((tiles * CLUSTER) as u32, 1, 1),
         block: (THREADS, 1, 1),
-        shared_mem_bytes: shared_bytes(p.ggml_type, p.m, input.dtype()) as u32,
+        shared_mem_bytes: shared_bytes(p.ggml_type, p.m, p.k) as u32,
     };
     enc.dispatch_kernel(
         &kernel_name("decode", p.ggml_type, input.dtype()),
@@ -111,13 +128,31 @@ pub(super) fn launch(
 mod tests {
     use super::*;
 
-    /// The largest CTA (Q6_K, 8 rows of F32 input) still fits twice on an
-    /// H100/H200 multiprocessor (228 KiB, 1 KiB reserved per CTA).
+    /// The largest CTA (8 input rows, a k long enough to need several
+    /// phases) still fits twice on an H100/H200 multiprocessor (228 KiB,
+    /// 1 KiB reserved per CTA).
     #[test]
     fn shared_memory_fits_two_ctas() {
         for ty in GgmlType::ALL {
-            let bytes = shared_bytes(ty, 8, DType::F32);
-            assert!(2 * (bytes + 1024) <= 228 * 1024, "{ty}: {bytes}");
+            for k in [ty.block_size(), 14336, 1 << 20] {
+                let bytes = shared_bytes(ty, 8, k);
+                assert!(2 * (bytes + 1024) <= 228 * 1024, "{ty} k={k}: {bytes}");
+            }
+        }
+    }
+
+    /// Phases are whole stages, and at k = 14336 one phase spans a CTA's
+    /// whole k range for every type and m.
+    #[test]
+    fn phases_are_whole_stages() {
+        for ty in GgmlType::ALL {
+            let k = 14336 / ty.block_size() * ty.block_size();
+            for m in 1..=8 {
+                let (sb, pb) = (stage_blocks(ty), phase_blocks(ty, m, k));
+                assert_eq!(pb % sb, 0, "{ty} m={m}");
+                let (_, be) = decode_block(ty);
+                assert!(pb >= k.div_ceil(be).div_ceil(CLUSTER), "{ty} m={m}: {pb}");
+            }
         }
     }
 }
