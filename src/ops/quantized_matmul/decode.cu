@@ -39,6 +39,10 @@
 #define QMV_CLUSTER 8    // CTAs splitting k
 #define QMV_STAGES 3     // depth of the cp.async ring
 #define QMV_MAX_M 8
+// CTAs per multiprocessor the registers must allow: at 4, the GPCs of an
+// H200 hold 62 clusters of 8, fewer than the 64 that n = 4096 needs, and a
+// second wave doubles the time; the launcher sizes shared memory for 5.
+#define QMV_MIN_CTAS 5
 
 struct QmvParams {
     u32 m, n, k;
@@ -598,11 +602,11 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
 // One module per GGML type: the launcher appends QMV_INSTANTIATE(tag).
 #define QMV_INSTANTIATE(tag)                                                                        \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, QMV_MIN_CTAS) \
         quantized_matmul_decode_##tag##_f32(const u8* x, const u8* w, float* out, QmvParams p) {     \
         qmv<Dq_##tag, float>(x, w, out, p);                                                         \
     }                                                                                               \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, QMV_MIN_CTAS) \
         quantized_matmul_decode_##tag##_bf16(const u8* x, const u8* w, bf16_t* out, QmvParams p) {   \
         qmv<Dq_##tag, bf16_t>(x, w, out, p);                                                        \
     }

@@ -52,32 +52,40 @@ fn decode_block(ty: GgmlType) -> (usize, usize) {
     }
 }
 
-/// Most bytes of B fragments (f16 input values) a CTA holds at once.
-const PHASE_BUDGET: usize = 32 << 10;
+/// Shared memory per CTA that lets 5 CTAs share an H100/H200
+/// multiprocessor (228 KiB, 1 KiB reserved per CTA), as many as the
+/// registers allow (`QMV_MIN_CTAS`): the B fragments of a phase take what
+/// the ring leaves of it.
+const CTA_SHARED: usize = 44 << 10;
 
 /// Blocks per stage (`SB` in `decode.cu`).
 fn stage_blocks(ty: GgmlType) -> usize {
     (160 / decode_block(ty).0).clamp(1, 8)
 }
 
+/// Bytes of the weight ring: `STAGES` stages of 64 rows, each row's stage
+/// in whole 16-byte granules from any even start.
+fn ring_bytes(ty: GgmlType) -> usize {
+    STAGES * ROWS * ((stage_blocks(ty) * decode_block(ty).0 + 29) / 16 * 16)
+}
+
 /// Blocks whose B fragments a CTA converts at once: its whole k range when
-/// that fits `PHASE_BUDGET`, else fewer, in whole stages. Each block takes
-/// 16 bytes per input row per 8 elements.
+/// that fits beside the ring in `CTA_SHARED`, else fewer, in whole stages
+/// (at least one). Each block takes 16 bytes per input row per 8 elements.
 fn phase_blocks(ty: GgmlType, m: usize, k: usize) -> usize {
     let (_, be) = decode_block(ty);
     let sb = stage_blocks(ty);
     let per_block = be / 8 * 16 * m;
     let cta_blocks = k.div_ceil(be).div_ceil(CLUSTER).div_ceil(sb) * sb;
-    (PHASE_BUDGET / per_block / sb * sb).clamp(sb, cta_blocks.max(sb))
+    let budget = CTA_SHARED.saturating_sub(ring_bytes(ty));
+    (budget / per_block / sb * sb).clamp(sb, cta_blocks.max(sb))
 }
 
 /// Dynamic shared memory of one CTA, from the same constants as `qmv` in
-/// `decode.cu`: a ring of stages (64 weight rows, each in whole 16-byte
-/// granules) and the B fragments of one phase.
+/// `decode.cu`: the weight ring and the B fragments of one phase.
 fn shared_bytes(ty: GgmlType, m: usize, k: usize) -> usize {
-    let (bb, be) = decode_block(ty);
-    let w_slot = (stage_blocks(ty) * bb + 29) / 16 * 16;
-    STAGES * ROWS * w_slot + phase_blocks(ty, m, k) * be / 8 * 16 * m
+    let (_, be) = decode_block(ty);
+    ring_bytes(ty) + phase_blocks(ty, m, k) * be / 8 * 16 * m
 }
 
 pub(super) fn launch(
@@ -141,18 +149,33 @@ mod tests {
         }
     }
 
-    /// Phases are whole stages, and at k = 14336 one phase spans a CTA's
-    /// whole k range for every type and m.
+    /// Phases are whole stages; a CTA stays within `CTA_SHARED` whenever
+    /// the ring and one stage's fragments fit there; at m = 1 and k = 14336
+    /// the targeted types but Q6_K (whose ring leaves room for 4 of its 7
+    /// blocks) convert their input in one phase.
     #[test]
     fn phases_are_whole_stages() {
         for ty in GgmlType::ALL {
-            let k = 14336 / ty.block_size() * ty.block_size();
-            for m in 1..=8 {
-                let (sb, pb) = (stage_blocks(ty), phase_blocks(ty, m, k));
-                assert_eq!(pb % sb, 0, "{ty} m={m}");
-                let (_, be) = decode_block(ty);
-                assert!(pb >= k.div_ceil(be).div_ceil(CLUSTER), "{ty} m={m}: {pb}");
+            let (_, be) = decode_block(ty);
+            let sb = stage_blocks(ty);
+            for k in [14336, 1 << 20] {
+                for m in 1..=8 {
+                    let pb = phase_blocks(ty, m, k);
+                    assert_eq!(pb % sb, 0, "{ty} m={m}");
+                    if ring_bytes(ty) + sb * be / 8 * 16 * m <= CTA_SHARED {
+                        assert!(shared_bytes(ty, m, k) <= CTA_SHARED, "{ty} m={m} k={k}");
+                    }
+                }
             }
+        }
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q5_K,
+        ] {
+            let cta_blocks = 14336usize.div_ceil(decode_block(ty).1).div_ceil(CLUSTER);
+            assert!(phase_blocks(ty, 1, 14336) >= cta_blocks, "{ty}");
         }
     }
 }
