@@ -253,7 +253,9 @@ fn check_decode_path(dev: &MlxDevice) {
 
 /// Rows long enough that each CTA of a cluster streams many stages (k =
 /// 14336 at the targeted types; a float k that leaves a partial 32-element
-/// block), and three 64-row tiles, the last one partial.
+/// block), and 4 × 14336, where a CTA converts its input in several phases
+/// (the last one partial) at m = 5 and 8; n spans three 64-row tiles with a
+/// tail.
 fn check_decode_long_rows(dev: &MlxDevice) {
     let path = QuantizedMatmulPath::Decode;
     let (n, big) = if dev.is_cuda() {
@@ -273,15 +275,17 @@ fn check_decode_long_rows(dev: &MlxDevice) {
     .into_iter()
     .enumerate()
     {
-        let k = if ty.block_size() == 1 { big + 7 } else { big };
-        for m in [1, 5, DECODE_MAX_ROWS] {
-            let case = Case::new(ty, m, n, k, (8000 + t * 10 + m) as u64);
-            case.check(
-                dev,
-                DType::F32,
-                path,
-                tolerance(dev, DType::F32, path, m, ty),
-            );
+        for (ki, k) in [big, 4 * big].into_iter().enumerate() {
+            let k = if ty.block_size() == 1 { k + 7 } else { k };
+            for m in [1, 5, DECODE_MAX_ROWS] {
+                let case = Case::new(ty, m, n, k, (8000 + t * 10 + ki * 100 + m) as u64);
+                case.check(
+                    dev,
+                    DType::F32,
+                    path,
+                    tolerance(dev, DType::F32, path, m, ty),
+                );
+            }
         }
     }
 }

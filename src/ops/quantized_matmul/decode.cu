@@ -14,9 +14,12 @@
 // - a CTA streams its k range in stages of whole blocks through a 3-deep
 //   cp.async ring (16-byte copies of the 16-byte granules that hold each
 //   row's bytes, so blocks of any size and alignment land in shared memory
-//   at their global address mod 16), together with the same k range of x;
-// - per stage the CTA turns x into B fragments once (f16, in the order the
-//   weight chunks need), then each warp decodes its rows and issues mmas.
+//   at their global address mod 16);
+// - the CTA turns x into B fragments (f16, in the order the weight chunks
+//   need) once per phase of `phase_blocks` blocks, read straight from
+//   global memory (x is small and stays in L2); a phase usually spans the
+//   CTA's whole k range, so stages need one barrier each and no x work;
+//   then each warp decodes its rows and issues mmas.
 //
 // The only per-type code is a "dequantize chunk c of a block" function:
 // 8 weights as 4 f16 pairs, and where in the block those weights sit
@@ -36,12 +39,16 @@
 #define QMV_CLUSTER 8    // CTAs splitting k
 #define QMV_STAGES 3     // depth of the cp.async ring
 #define QMV_MAX_M 8
+// CTAs per multiprocessor the registers must allow: at 4, the GPCs of an
+// H200 hold 62 clusters of 8, fewer than the 64 that n = 4096 needs, and a
+// second wave doubles the time; the launcher sizes shared memory for 5.
+#define QMV_MIN_CTAS 5
 
 struct QmvParams {
     u32 m, n, k;
     u32 row_bytes;   // bytes of one weight row
     u32 row_blocks;  // decode blocks per row (ceil(k / 32) for float types)
-    u32 pad;
+    u32 phase_blocks;  // blocks whose B fragments shared memory holds at once (a multiple of SB)
 };
 
 // ---- PTX helpers ----------------------------------------------------------
@@ -104,12 +111,19 @@ __device__ __forceinline__ float ld_f16(const u8* p) { return f16_bits_to_f32(ld
 
 #define H2_1024 0x64006400u
 
+// (a & mask) | bits in one LOP3 (the compiler otherwise emits two).
+__device__ __forceinline__ u32 and_or(u32 a, u32 mask, u32 bits) {
+    u32 d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
+    return d;
+}
+
 // Nibble codes of a 4-byte word: run 0 = low nibbles, run 1 = high nibbles.
 __device__ __forceinline__ void nibble_codes(u32 w, u32 out[4]) {
-    out[0] = (w & 0x000F000Fu) | H2_1024;
-    out[1] = ((w >> 8) & 0x000F000Fu) | H2_1024;
-    out[2] = ((w >> 4) & 0x000F000Fu) | H2_1024;
-    out[3] = ((w >> 12) & 0x000F000Fu) | H2_1024;
+    out[0] = and_or(w, 0x000F000Fu, H2_1024);
+    out[1] = and_or(w >> 8, 0x000F000Fu, H2_1024);
+    out[2] = and_or(w >> 4, 0x000F000Fu, H2_1024);
+    out[3] = and_or(w >> 12, 0x000F000Fu, H2_1024);
 }
 // Byte codes (unsigned) of one run: pairs (b0, b2) and (b1, b3).
 __device__ __forceinline__ void byte_codes(u32 w, u32& p02, u32& p13) {
@@ -245,8 +259,8 @@ __device__ void Dq_q2_k::chunk(const u8* b, int c, u32 h[4]) {
         int sh = k2_shift(c, r);
         u32 sc = b[k2_run_base(c, r) >> 4];
         u32 dl = splat_h2(d * (float)(sc & 15)), ml = splat_h2(-(dmin * (float)(sc >> 4)));
-        h[2 * r] = h2_fma(h2_sub(((w >> sh) & 0x00030003u) | H2_1024, H2_1024), dl, ml);
-        h[2 * r + 1] = h2_fma(h2_sub(((w >> (sh + 8)) & 0x00030003u) | H2_1024, H2_1024), dl, ml);
+        h[2 * r] = h2_fma(h2_sub(and_or(w >> sh, 0x00030003u, H2_1024), H2_1024), dl, ml);
+        h[2 * r + 1] = h2_fma(h2_sub(and_or(w >> (sh + 8), 0x00030003u, H2_1024), H2_1024), dl, ml);
     }
 }
 
@@ -266,8 +280,8 @@ __device__ void Dq_q3_k::chunk(const u8* b, int c, u32 h[4]) {
         u32 dl = splat_h2(d * (float)((low | (high << 4)) - 32));
         // A set hmask bit (bit 4·(c/16) + shift/2) means no −4: code 4 + q.
         u32 v = ((w >> sh) & 0x03030303u) | (((hm >> (4 * (c >> 4) + sh / 2)) & 0x01010101u) << 2);
-        h[2 * r] = h2_mul(h2_sub((v & 0x00070007u) | H2_1024, 0x64046404u), dl);
-        h[2 * r + 1] = h2_mul(h2_sub(((v >> 8) & 0x00070007u) | H2_1024, 0x64046404u), dl);
+        h[2 * r] = h2_mul(h2_sub(and_or(v, 0x00070007u, H2_1024), 0x64046404u), dl);
+        h[2 * r + 1] = h2_mul(h2_sub(and_or(v >> 8, 0x00070007u, H2_1024), 0x64046404u), dl);
     }
 }
 
@@ -414,14 +428,13 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     constexpr int SB = T::SB, STEPS = T::BE / 32, XS = Io<IO>::SIZE;
     constexpr int W_G = (SB * T::BB + 29) / 16;  // granules of a row's stage, any even start
     constexpr int W_SLOT = W_G * 16;
-    constexpr int X_G = (SB * T::BE * XS + 29) / 16;
-    constexpr int X_SLOT = X_G * 16;
-    constexpr int XF_ENTRIES = SB * STEPS * 32;
+    constexpr u32 STAGE_BYTES = QMV_ROWS * W_SLOT;
     extern __shared__ u32x4 smem_vec[];
     u8* smem = (u8*)smem_vec;
-    const int m = (int)p.m;
-    const u32 stage_bytes = QMV_ROWS * W_SLOT + m * X_SLOT;
-    u32x4* xf = (u32x4*)(smem + QMV_STAGES * stage_bytes);
+    const int m = (int)p.m, xw = 4 * m;  // B-fragment entries per block step: lanes 0 … 4m − 1
+    // B fragments of one phase: entry (block step bs, lane l < 4m) at bs·4m + l
+    // holds the 8 values of input row l/4 that pair with chunk 4·(bs % STEPS) + l%4.
+    u32x4* xf = (u32x4*)(smem + QMV_STAGES * STAGE_BYTES);
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     u32 rank;
@@ -430,8 +443,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     const u32 kb_begin = (u32)((u64)p.row_blocks * rank / QMV_CLUSTER);
     const u32 kb_end = (u32)((u64)p.row_blocks * (rank + 1) / QMV_CLUSTER);
     const u32 n_stages = (kb_end - kb_begin + SB - 1) / SB;
-    const u32 x_mod = (u32)(u64)x & 15;
-    const u8* x_granules = x - x_mod;
+    const u32 phase_stages = p.phase_blocks / SB;
 
     // Offsets inside the tile are 32-bit from its first row (a tile spans
     // at most 64 rows). Rows past n repeat row n − 1: valid bytes, results
@@ -441,37 +453,79 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     const u8* w_granules = w_tile - w_mod;
     auto row_offset = [&](u32 local) { return (min(row0 + local, p.n - 1) - row0) * p.row_bytes + w_mod; };
     // This lane's share of its warp's copies: granule (i % W_G) of row
-    // (i / W_G) for i = lane + 32·j, the same in every stage.
+    // (i / W_G) for i = lane + 32·j, the same in every stage, so granule
+    // index and shared-memory destination are kept rather than recomputed.
     constexpr int COPIES = (16 * W_G + 31) / 32;
-    u32 copy_row[COPIES];
+    u32 copy_row[COPIES], copy_gi[COPIES], copy_dst[COPIES];
 #pragma unroll
-    for (int j = 0; j < COPIES; j++) copy_row[j] = row_offset(warp * 16 + min((u32)(lane + 32 * j) / W_G, 15u));
-
-    for (int i = tid; i < XF_ENTRIES; i += blockDim.x) xf[i] = u32x4{0, 0, 0, 0};
+    for (int j = 0; j < COPIES; j++) {
+        const u32 i = lane + 32 * j, r = min(i / W_G, 15u);
+        copy_row[j] = row_offset(warp * 16 + r);
+        copy_gi[j] = i < 16 * W_G ? i % W_G : 0xFFFFu;  // never copies
+        copy_dst[j] = (warp * 16 + r) * W_SLOT + copy_gi[j] * 16;
+    }
 
     auto issue_stage = [&](u32 s) {
         if (s < n_stages) {
             const u32 kb0 = kb_begin + s * SB, nb = min((u32)SB, kb_end - kb0);
-            const u32 base = smem_u32(smem + (s % QMV_STAGES) * stage_bytes);
+            const u32 base = smem_u32(smem + (s % QMV_STAGES) * STAGE_BYTES);
             // Each warp copies its own 16 rows, consecutive lanes taking
-            // consecutive granules, so one instruction reads whole runs.
+            // consecutive granules, so one instruction reads whole runs. A
+            // stage never runs past the row's end except in the ragged last
+            // block of a float type.
+            const u32 stage_w = kb0 * T::BB, stage_len = nb * T::BB;
 #pragma unroll
             for (int j = 0; j < COPIES; j++) {
-                const u32 i = lane + 32 * j, r = i / W_G, gi = i % W_G;
-                const u32 a = copy_row[j] + kb0 * T::BB;
-                const u32 e = min(a + nb * T::BB, copy_row[j] + p.row_bytes);
-                if (i < 16 * W_G && (a >> 4) + gi <= ((e - 1) >> 4))
-                    cp_async16(base + (warp * 16 + r) * W_SLOT + gi * 16, w_granules + (u64)((a >> 4) + gi) * 16);
-            }
-            const u32 e0 = kb0 * T::BE, ne = min(nb * T::BE, p.k - e0);
-            for (int i = tid; i < m * X_G; i += blockDim.x) {
-                const int r = i / X_G, gi = i % X_G;
-                const u64 xa = x_mod + ((u64)r * p.k + e0) * XS, xe = xa + (u64)ne * XS;
-                if ((xa >> 4) + gi <= ((xe - 1) >> 4))
-                    cp_async16(base + QMV_ROWS * W_SLOT + r * X_SLOT + gi * 16, x_granules + ((xa >> 4) + gi) * 16);
+                const u32 a = copy_row[j] + stage_w;
+                const u32 e = T::RAGGED ? min(a + stage_len, copy_row[j] + p.row_bytes) : a + stage_len;
+                if (copy_gi[j] <= ((e - 1) >> 4) - (a >> 4))
+                    cp_async16(base + copy_dst[j], w_granules + (u64)((a >> 4) + copy_gi[j]) * 16);
             }
         }
         cp_async_commit();
+    };
+
+    // x → B fragments of the phase starting at block kb0. Threads walk the
+    // entries packed: item j is block step j / 4m, lane j % 4m; each thread
+    // loads XU items before converting them, so that several L2 reads are
+    // in flight.
+    constexpr int XU = 4;
+    const int x_bs0 = tid / xw, x_l0 = tid % xw;
+    const int x_bs_step = QMV_WARPS * 32 / xw, x_l_step = QMV_WARPS * 32 % xw;
+    auto convert_phase = [&](u32 kb0) {
+        const int items = (int)min(p.phase_blocks, kb_end - kb0) * STEPS * xw;
+        int bs = x_bs0, l = x_l0;
+        for (int j = tid; j < items; j += XU * QMV_WARPS * 32) {
+            float f[XU][8];
+            int slot[XU];
+#pragma unroll
+            for (int u = 0; u < XU; u++) {
+                const bool live = j + u * QMV_WARPS * 32 < items;
+                const int xr = l >> 2, bi = bs / STEPS, c = 4 * (bs % STEPS) + (l & 3);
+                const u32 e0 = (kb0 + bi) * T::BE;
+                const u8* row = x + ((u64)xr * p.k + e0) * XS;
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int e = T::run_base(c, r);
+#pragma unroll
+                    for (int q = 0; q < 4; q++)
+                        f[u][4 * r + q] = live && (!T::RAGGED || e0 + e + q < p.k) ? Io<IO>::load(row + (e + q) * XS) : 0.f;
+                }
+                slot[u] = live ? bs * xw + l : -1;
+                bs += x_bs_step;
+                l += x_l_step;
+                if (l >= xw) {
+                    l -= xw;
+                    bs++;
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < XU; u++) {
+                if (slot[u] >= 0)
+                    xf[slot[u]] = u32x4{pack_h2(f[u][0], f[u][2]), pack_h2(f[u][1], f[u][3]),
+                                        pack_h2(f[u][4], f[u][6]), pack_h2(f[u][5], f[u][7])};
+            }
+        }
     };
 
     const u32 lr0 = warp * 16 + g, lr1 = lr0 + 8;  // this thread's rows in the tile
@@ -480,34 +534,18 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
 #pragma unroll
     for (int s = 0; s < QMV_STAGES - 1; s++) issue_stage(s);
-    for (u32 s = 0; s < n_stages; s++) {
+    for (u32 s = 0, ps = 0; s < n_stages; s++, ps++) {
+        if (ps == phase_stages) ps = 0;
+        if (ps == 0) {
+            if (s > 0) __syncthreads();  // every warp is done with the last phase
+            convert_phase(kb_begin + s * SB);
+        }
         cp_async_wait<QMV_STAGES - 2>();
         __syncthreads();
         issue_stage(s + QMV_STAGES - 1);
-        const u8* base = smem + (s % QMV_STAGES) * stage_bytes;
-        const u32 kb0 = kb_begin + s * SB, nb = min((u32)SB, kb_end - kb0), e0 = kb0 * T::BE;
-
-        // x → B fragments, once per CTA: entry (block, step, lane) holds the
-        // 8 values of input row lane/4 that pair with chunk 4·step + lane%4.
-        for (int i = tid; i < (int)nb * STEPS * 32; i += blockDim.x) {
-            const int l = i & 31, xr = l >> 2;
-            if (xr >= m) continue;
-            const int bs = i >> 5, bi = bs / STEPS, c = 4 * (bs % STEPS) + (l & 3);
-            const u8* row = base + QMV_ROWS * W_SLOT + xr * X_SLOT +
-                            ((x_mod + ((u64)xr * p.k + e0) * XS) & 15);
-            u32 v[4];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int e = bi * T::BE + T::run_base(c, r);
-                float f[4];
-#pragma unroll
-                for (int j = 0; j < 4; j++) f[j] = (e0 + e + j < p.k) ? Io<IO>::load(row + (e + j) * XS) : 0.f;
-                v[2 * r] = pack_h2(f[0], f[2]);
-                v[2 * r + 1] = pack_h2(f[1], f[3]);
-            }
-            xf[i] = u32x4{v[0], v[1], v[2], v[3]};
-        }
-        __syncthreads();
+        const u8* base = smem + (s % QMV_STAGES) * STAGE_BYTES;
+        const u32 kb0 = kb_begin + s * SB, nb = min((u32)SB, kb_end - kb0);
+        const u32x4* xs = xf + ps * SB * STEPS * xw + lane;
 
         const u8* w0 = base + lr0 * W_SLOT + ((off0 + kb0 * T::BB) & 15);
         const u8* w1 = base + lr1 * W_SLOT + ((off1 + kb0 * T::BB) & 15);
@@ -534,7 +572,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
                         }
                     }
                 }
-                const u32x4 xv = xf[(bi * STEPS + st) * 32 + lane];
+                const u32x4 xv = g < m ? xs[(bi * STEPS + st) * xw] : u32x4{0, 0, 0, 0};
                 mma_f16(acc0, a[0], b[0], a[1], b[1], xv.x, xv.y);
                 mma_f16(acc1, a[2], b[2], a[3], b[3], xv.z, xv.w);
             }
@@ -564,11 +602,11 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
 
 // One module per GGML type: the launcher appends QMV_INSTANTIATE(tag).
 #define QMV_INSTANTIATE(tag)                                                                        \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, QMV_MIN_CTAS) \
         quantized_matmul_decode_##tag##_f32(const u8* x, const u8* w, float* out, QmvParams p) {     \
         qmv<Dq_##tag, float>(x, w, out, p);                                                         \
     }                                                                                               \
-    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, 4) \
+    extern "C" __global__ void __cluster_dims__(QMV_CLUSTER, 1, 1) __launch_bounds__(QMV_WARPS * 32, QMV_MIN_CTAS) \
         quantized_matmul_decode_##tag##_bf16(const u8* x, const u8* w, bf16_t* out, QmvParams p) {   \
         qmv<Dq_##tag, bf16_t>(x, w, out, p);                                                        \
     }
