@@ -222,9 +222,11 @@ pub(super) fn prefill(
         let el = call.dtype.size_of();
         let pad = 16 / el;
         let xs = s.key_dim.max(s.value_dim) + pad;
-        let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el
-            + 2 * GDN_CHUNK * (GDN_CHUNK + 4) * 4
-            + 4 * GDN_CHUNK * 4;
+        // k and q/v rows; one f32 matrix for A and T, which the two
+        // T·diag products in the call's type later overwrite; 5 row vectors.
+        let matrices =
+            (GDN_CHUNK * (GDN_CHUNK + 4) * 4).max(2 * GDN_CHUNK * (GDN_CHUNK + pad) * el);
+        let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el + matrices + 5 * GDN_CHUNK * 4;
         enc.dispatch_kernel(
             KERNELS[base],
             LaunchConfig {
