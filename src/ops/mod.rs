@@ -19,7 +19,9 @@ use crate::Result;
 /// Registers every kernel module of the crate's ops with `registry`.
 pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> {
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
-    let modules: [(&str, &'static str, &[&str]); 7] = [
+    let (gdn_header, gdn_header_source) = gdn::prefill::cuda::HEADER;
+    registry.register_header(gdn_header, gdn_header_source)?;
+    let modules: [(&str, &'static str, &[&str]); 8] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -34,9 +36,14 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             gdn_layer::cuda::KERNELS,
         ),
         (
-            "gdn_prefill",
-            gdn::prefill::cuda::SOURCE,
-            gdn::prefill::cuda::KERNELS,
+            "gdn_prefill_prep",
+            gdn::prefill::cuda::PREP_SOURCE,
+            gdn::prefill::cuda::PREP_KERNELS,
+        ),
+        (
+            "gdn_prefill_state",
+            gdn::prefill::cuda::STATE_SOURCE,
+            gdn::prefill::cuda::STATE_KERNELS,
         ),
         (
             "gdn_decode",

@@ -1,5 +1,6 @@
 //! The prefill launcher: sequence table, scratch layout, kernel choice and
-//! shared-memory sizes of the two kernels in `gdn_prefill.cu`.
+//! shared-memory sizes of the two kernels in `gdn_prefill_prep.cu` and
+//! `gdn_prefill_state.cu` (both include `gdn_prefill.cuh`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -7,20 +8,26 @@ use crate::encoder::{KernelArg, LaunchConfig};
 use crate::ops::gdn::params::{GdnCall, GdnPrefillParams, GDN_CHUNK, GDN_MAX_PACKED_SEQUENCES};
 use crate::{CommandEncoder, DType, MlxBuffer, MlxBufferPool, MlxError, Result};
 
-pub(crate) const SOURCE: &str = include_str!("gdn_prefill.cu");
-/// `gdn_prefill_{prep,state}_k{K}_{dtype}`, in the order `kernel_index` uses.
-pub(crate) const KERNELS: &[&str] = &[
+/// The header both kernel modules include, under its include name.
+pub(crate) const HEADER: (&str, &str) = ("gdn_prefill.cuh", include_str!("gdn_prefill.cuh"));
+pub(crate) const PREP_SOURCE: &str = include_str!("gdn_prefill_prep.cu");
+pub(crate) const STATE_SOURCE: &str = include_str!("gdn_prefill_state.cu");
+/// `gdn_prefill_prep_k{K}_{dtype}`, in the order `kernel_index` uses.
+pub(crate) const PREP_KERNELS: &[&str] = &[
     "gdn_prefill_prep_k64_bf16",
-    "gdn_prefill_state_k64_bf16",
     "gdn_prefill_prep_k128_bf16",
-    "gdn_prefill_state_k128_bf16",
     "gdn_prefill_prep_k256_bf16",
-    "gdn_prefill_state_k256_bf16",
     "gdn_prefill_prep_k64_f32",
-    "gdn_prefill_state_k64_f32",
     "gdn_prefill_prep_k128_f32",
-    "gdn_prefill_state_k128_f32",
     "gdn_prefill_prep_k256_f32",
+];
+/// `gdn_prefill_state_k{K}_{dtype}`, in the same order.
+pub(crate) const STATE_KERNELS: &[&str] = &[
+    "gdn_prefill_state_k64_bf16",
+    "gdn_prefill_state_k128_bf16",
+    "gdn_prefill_state_k256_bf16",
+    "gdn_prefill_state_k64_f32",
+    "gdn_prefill_state_k128_f32",
     "gdn_prefill_state_k256_f32",
 ];
 
@@ -137,8 +144,8 @@ fn kernel_index(call: &GdnCall) -> usize {
         128 => 1,
         _ => 2,
     };
-    let d = if call.dtype == DType::F32 { 6 } else { 0 };
-    d + 2 * k
+    let d = if call.dtype == DType::F32 { 3 } else { 0 };
+    d + k
 }
 
 /// Shared-memory bytes of the state kernel and its stage count / Q placement.
@@ -215,7 +222,7 @@ pub(super) fn prefill(
     };
     let table = seq_table(call, params.cu_seqlens.is_some());
     let table_bytes: &[u8] = bytemuck::cast_slice(&table);
-    let base = kernel_index(call);
+    let variant = kernel_index(call);
     let num_chunks = call.num_chunks();
 
     if num_chunks > 0 {
@@ -228,7 +235,7 @@ pub(super) fn prefill(
             (GDN_CHUNK * (GDN_CHUNK + 4) * 4).max(2 * GDN_CHUNK * (GDN_CHUNK + pad) * el);
         let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el + matrices + 5 * GDN_CHUNK * 4;
         enc.dispatch_kernel(
-            KERNELS[base],
+            PREP_KERNELS[variant],
             LaunchConfig {
                 grid: (num_chunks as u32, s.num_value_heads as u32, 1),
                 block: (PREP_THREADS, 1, 1),
@@ -252,7 +259,7 @@ pub(super) fn prefill(
         )?;
     }
     enc.dispatch_kernel(
-        KERNELS[base + 1],
+        STATE_KERNELS[variant],
         LaunchConfig {
             grid: (
                 (s.num_value_heads * s.value_dim / V_TILE) as u32,

@@ -1,7 +1,7 @@
 //! `gated_delta_net_prefill`: the chunked Gated DeltaNet over whole
 //! sequences (math and chunked form in [`reference`](super::reference)).
 //!
-//! The CUDA path runs two kernels (see `gdn_prefill.cu`): a chunk-parallel
+//! The CUDA path runs two kernels (see `gdn_prefill.cuh`): a chunk-parallel
 //! one (decay cumsum, β-weighted K·Kᵀ, (I + A)⁻¹, W/U, the causal chunk
 //! attention) and one sequential over chunks that carries the state in
 //! registers and writes the output. Their intermediates live in the scratch

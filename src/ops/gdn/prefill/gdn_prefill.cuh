@@ -1,0 +1,251 @@
+// Gated DeltaNet chunked prefill, chunk size 64 (math: src/ops/gdn/reference/mod.rs).
+//
+// Two kernels per call:
+//   prep  (chunk, value head), fully parallel: cumulative decay G, the
+//         β-weighted K·Kᵀ with decay ratios, T = (I + A)⁻¹, W = T·diag(βe^G r_k)·K,
+//         U = T·diag(β)·V, the causal chunk attention P = scale·(QKᵀ ∘ e^{G_i−G_j})
+//         and the per-token row factors of the state kernel;
+//   state (sequence, value head, 32-row V tile; 8 warps), sequential over the chunks:
+//         V_new = U − W·Hᵀ, O = f_q ∘ (Q·Hᵀ) + P·V_new, H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K,
+//         the state H staying in registers from the first chunk to the last.
+// q/k L2 normalisation is folded in as row factors r_q, r_k (no normalised copy).
+// Matrix products use mma.sync: bf16 (m16n8k16) for BF16 calls, tf32 (m16n8k8)
+// for F32 calls, always with f32 accumulation.
+//
+// This header holds what both kernels use; gdn_prefill_prep.cu and
+// gdn_prefill_state.cu are compiled as two modules.
+#pragma once
+#include "mlxn_prelude.cuh"
+
+#define GDN_C 64
+#define GDN_MAX_SEQS 256
+#define GDN_VT 32
+
+// Sequences of a call; mirrored by `SeqTable` in prefill/cuda.rs.
+struct GdnSeqs {
+    i32 num_seqs;
+    i32 uniform_len;  // > 0: sequence s is tokens [s·len, (s+1)·len); tok/chunk unused
+    i32 num_chunks;
+    i32 reserved;
+    i32 tok[GDN_MAX_SEQS + 1];
+    i32 chunk[GDN_MAX_SEQS + 1];
+};
+
+// Mirrored by `Dims` in prefill/cuda.rs.
+struct GdnDims {
+    i32 num_key_heads;
+    i32 num_value_heads;
+    i32 value_dim;
+    i32 l2_norm;
+    float scale;
+    i32 stages;     // state kernel: shared-memory stages (1 to 3)
+    i32 q_in_w;     // state kernel: Q is loaded into W's buffer (largest shapes)
+    i32 reserved;
+};
+
+__device__ __forceinline__ void gdn_seq_range(const GdnSeqs& s, int seq, int& tok0, int& tok1, int& c0, int& c1) {
+    if (s.uniform_len > 0) {
+        const int per = (s.uniform_len + GDN_C - 1) / GDN_C;
+        tok0 = seq * s.uniform_len;
+        tok1 = tok0 + s.uniform_len;
+        c0 = seq * per;
+        c1 = c0 + per;
+    } else {
+        tok0 = s.tok[seq];
+        tok1 = s.tok[seq + 1];
+        c0 = s.chunk[seq];
+        c1 = s.chunk[seq + 1];
+    }
+}
+
+// The sequence owning chunk c: the last one whose first chunk is ≤ c
+// (empty sequences own no chunk and are skipped by taking the last).
+__device__ __forceinline__ int gdn_seq_of_chunk(const GdnSeqs& s, int c) {
+    if (s.uniform_len > 0) return c / ((s.uniform_len + GDN_C - 1) / GDN_C);
+    int lo = 0, hi = s.num_seqs - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (s.chunk[mid] <= c) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+// ---- tensor-core fragments -------------------------------------------------
+// A(m, k) = a[m·rs + k·ks] (16 rows), B(k, n) = b[n·ns + k·ks] (8 columns).
+// Fragment layouts of mma.sync m16n8k16 / m16n8k8 (PTX ISA): g = lane / 4,
+// t = lane % 4; C holds (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1).
+
+__device__ __forceinline__ u32 gdn_pack_bf16(float lo, float hi) {
+    u32 r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+__device__ __forceinline__ u32 gdn_pair(const bf16_t* p, int ks) {
+    if (ks == 1) return *reinterpret_cast<const u32*>(p);
+    return (u32)p[0].bits | ((u32)p[ks].bits << 16);
+}
+__device__ __forceinline__ u32 gdn_pair(const float* p, int ks) { return gdn_pack_bf16(p[0], p[ks]); }
+__device__ __forceinline__ u32 gdn_tf32(float x) {
+    u32 r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+template <typename T> struct GdnMma;
+
+template <> struct GdnMma<bf16_t> {
+    static constexpr int KSTEP = 16;
+    template <typename S>
+    __device__ static __forceinline__ void load_a(u32 a[4], const S* p, int rs, int ks) {
+        const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+        a[0] = gdn_pair(p + g * rs + (2 * t) * ks, ks);
+        a[1] = gdn_pair(p + (g + 8) * rs + (2 * t) * ks, ks);
+        a[2] = gdn_pair(p + g * rs + (2 * t + 8) * ks, ks);
+        a[3] = gdn_pair(p + (g + 8) * rs + (2 * t + 8) * ks, ks);
+    }
+    template <typename S>
+    __device__ static __forceinline__ void load_b(u32 b[2], const S* p, int ns, int ks) {
+        const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+        b[0] = gdn_pair(p + g * ns + (2 * t) * ks, ks);
+        b[1] = gdn_pair(p + g * ns + (2 * t + 8) * ks, ks);
+    }
+    __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+
+template <> struct GdnMma<float> {
+    static constexpr int KSTEP = 8;
+    __device__ static __forceinline__ void load_a(u32 a[4], const float* p, int rs, int ks) {
+        const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+        a[0] = gdn_tf32(p[g * rs + t * ks]);
+        a[1] = gdn_tf32(p[(g + 8) * rs + t * ks]);
+        a[2] = gdn_tf32(p[g * rs + (t + 4) * ks]);
+        a[3] = gdn_tf32(p[(g + 8) * rs + (t + 4) * ks]);
+    }
+    __device__ static __forceinline__ void load_b(u32 b[2], const float* p, int ns, int ks) {
+        const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+        b[0] = gdn_tf32(p[g * ns + t * ks]);
+        b[1] = gdn_tf32(p[g * ns + (t + 4) * ks]);
+    }
+    __device__ static __forceinline__ void mma(float c[4], const u32 a[4], const u32 b[2]) {
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+};
+
+// acc[n] += A(16 × kdim) · B(kdim × 8) for the NT column tiles n (tile n
+// starts at b + 8n·ns). One warp; T picks the tensor-core precision.
+template <typename T, int NT, typename SA, typename SB>
+__device__ __forceinline__ void gdn_warp_gemm(float (*acc)[4], const SA* a, int ars, int aks,
+                                              const SB* b, int bns, int bks, int kdim) {
+    for (int k0 = 0; k0 < kdim; k0 += GdnMma<T>::KSTEP) {
+        u32 af[4];
+        GdnMma<T>::load_a(af, a + k0 * aks, ars, aks);
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            u32 bf[2];
+            GdnMma<T>::load_b(bf, b + n * 8 * bns + k0 * bks, bns, bks);
+            GdnMma<T>::mma(acc[n], af, bf);
+        }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void gdn_zero(float (*acc)[4]) {
+#pragma unroll
+    for (int n = 0; n < NT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+}
+
+// ---- asynchronous copies ---------------------------------------------------
+
+__device__ __forceinline__ u32 gdn_smem_addr(const void* p) {
+    u32 r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+// 16 bytes, or 16 zero bytes when !valid (src is then not read).
+__device__ __forceinline__ void gdn_cp16(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(gdn_smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void gdn_cp4(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(gdn_smem_addr(dst)), "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void gdn_cp_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N> __device__ __forceinline__ void gdn_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+// ROWS × COLS elements of T from global rows `row_stride` apart into shared
+// rows `sstride` apart, 16 bytes per copy; rows ≥ valid_rows are zero-filled.
+// All NTH threads of the block call.
+template <typename T, int ROWS, int COLS, int NTH>
+__device__ __forceinline__ void gdn_load_tile(T* dst, int sstride, const T* src, u64 row_stride, int valid_rows) {
+    constexpr int VEC = 16 / (int)sizeof(T);
+    constexpr int PER_ROW = COLS / VEC;
+    constexpr int TOTAL = ROWS * PER_ROW;
+#pragma unroll
+    for (int i0 = 0; i0 < TOTAL; i0 += NTH) {
+        const int i = i0 + (int)threadIdx.x;
+        if (TOTAL % NTH == 0 || i < TOTAL) {
+            const int r = i / PER_ROW, c = (i % PER_ROW) * VEC;
+            const bool valid = r < valid_rows;
+            gdn_cp16(dst + r * sstride + c, valid ? src + r * row_stride + c : src, valid);
+        }
+    }
+}
+
+// The same for a row length known only at run time (one of 64, 128, 256).
+template <typename T, int ROWS, int NTH>
+__device__ __forceinline__ void gdn_load_rows(T* dst, int sstride, const T* src, u64 row_stride, int cols, int valid_rows) {
+    if (cols == 64) gdn_load_tile<T, ROWS, 64, NTH>(dst, sstride, src, row_stride, valid_rows);
+    else if (cols == 128) gdn_load_tile<T, ROWS, 128, NTH>(dst, sstride, src, row_stride, valid_rows);
+    else gdn_load_tile<T, ROWS, 256, NTH>(dst, sstride, src, row_stride, valid_rows);
+}
+
+// ---- warp tiles from shared memory ------------------------------------------
+
+__device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+}
+__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+}
+
+// acc[n] += A(16 × kdim) · B(kdim × 8·NT), both in shared memory. A is
+// A(m, k) = a[m·lda + k], or a[k·lda + m] when A_COL; B is B(k, n) =
+// b[n·ldb + k], or b[k·ldb + n] when B_KN. 16-bit types use ldmatrix (four
+// 8×8 matrices per instruction, .trans for the transposed layouts; rows
+// must start 16-byte aligned); f32 takes the scalar tf32 path. NT is even.
+template <typename T, int NT, bool A_COL, bool B_KN>
+__device__ __forceinline__ void gdn_mma_smem(float (*acc)[4], const T* a, int lda, const T* b, int ldb, int kdim) {
+    if constexpr (sizeof(T) == 2) {
+        const int lane = threadIdx.x & 31;
+        const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+        const T* pa = A_COL ? a + (r8 + 8 * m2) * lda + 8 * m1 : a + (r8 + 8 * m1) * lda + 8 * m2;
+        const T* pb = B_KN ? b + (r8 + 8 * m1) * ldb + 8 * m2 : b + (r8 + 8 * m2) * ldb + 8 * m1;
+#pragma unroll
+        for (int k0 = 0; k0 < kdim; k0 += 16) {
+            u32 af[4];
+            if (A_COL) gdn_ldsm_t(af, pa + k0 * lda);
+            else gdn_ldsm(af, pa + k0);
+#pragma unroll
+            for (int n = 0; n < NT; n += 2) {
+                u32 bf[4];
+                if (B_KN) gdn_ldsm_t(bf, pb + k0 * ldb + n * 8);
+                else gdn_ldsm(bf, pb + n * 8 * ldb + k0);
+                GdnMma<bf16_t>::mma(acc[n], af, bf);
+                GdnMma<bf16_t>::mma(acc[n + 1], af, bf + 2);
+            }
+        }
+    } else {
+        gdn_warp_gemm<T, NT>(acc, a, A_COL ? 1 : lda, A_COL ? lda : 1, b, B_KN ? 1 : ldb, B_KN ? ldb : 1, kdim);
+    }
+}
+
+// Two adjacent elements (a C-fragment pair) as one 4- or 8-byte store.
+__device__ __forceinline__ void gdn_store2(bf16_t* p, float a, float b) { *reinterpret_cast<u32*>(p) = gdn_pack_bf16(a, b); }
+__device__ __forceinline__ void gdn_store2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }

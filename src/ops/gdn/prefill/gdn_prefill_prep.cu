@@ -1,0 +1,314 @@
+// Gated DeltaNet prefill, prep kernel (see gdn_prefill.cuh).
+#include "gdn_prefill.cuh"
+
+// A warp's 16 × 64 tile, staged in its shared rows `stage` (ss apart), to
+// global rows `os` apart as 16-byte row pieces (rows ≥ valid are skipped):
+// stored straight from C fragments, each instruction would fill half
+// sectors of 8 rows.
+template <typename T>
+__device__ __forceinline__ void gdn_copy_out16x64(T* out, u64 os, int valid, const T* stage, int ss) {
+    constexpr int VEC = 16 / (int)sizeof(T);
+    constexpr int PER_ROW = 64 / VEC;
+    const int lane = threadIdx.x & 31;
+    __syncwarp();
+#pragma unroll
+    for (int x = lane; x < 16 * PER_ROW; x += 32) {
+        const int r = x / PER_ROW, col = (x % PER_ROW) * VEC;
+        if (r < valid) *reinterpret_cast<uint4*>(out + r * os + col) = *reinterpret_cast<const uint4*>(stage + r * ss + col);
+    }
+    __syncwarp();
+}
+template <typename T>
+__device__ __forceinline__ void gdn_store16x64(T* out, u64 os, int valid, T* stage, int ss, const float (*acc)[4]) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) gdn_store2(stage + (g + 8 * hr) * ss + n * 8 + 2 * t, acc[n][2 * hr], acc[n][2 * hr + 1]);
+    gdn_copy_out16x64(out, os, valid, stage, ss);
+}
+
+// ---- f32 16×16 blocks on tensor cores (split tf32, about f32 accuracy) -----
+
+__device__ __forceinline__ void gdn_split_tf32(float x, u32& hi, u32& lo) {
+    hi = gdn_tf32(x);
+    lo = gdn_tf32(x - __uint_as_float(hi));
+}
+
+// acc += X(16 × kdim) · Y(kdim × 16), f32 elements read through the
+// accessors x(r, k) and y(k, n); hi·hi + hi·lo + lo·hi products of m16n8k8 tf32.
+template <typename FX, typename FY>
+__device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], FX x, FY y, int kdim) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int k0 = 0; k0 < kdim; k0 += 8) {
+        u32 ah[4], al[4];
+        gdn_split_tf32(x(g, k0 + t), ah[0], al[0]);
+        gdn_split_tf32(x(g + 8, k0 + t), ah[1], al[1]);
+        gdn_split_tf32(x(g, k0 + t + 4), ah[2], al[2]);
+        gdn_split_tf32(x(g + 8, k0 + t + 4), ah[3], al[3]);
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+            u32 bh[2], bl[2];
+            gdn_split_tf32(y(k0 + t, n * 8 + g), bh[0], bl[0]);
+            gdn_split_tf32(y(k0 + t + 4, n * 8 + g), bh[1], bl[1]);
+            GdnMma<float>::mma(acc[n], al, bh);
+            GdnMma<float>::mma(acc[n], ah, bl);
+            GdnMma<float>::mma(acc[n], ah, bh);
+        }
+    }
+}
+
+// ---- prep: one block of 128 threads per (chunk, value head) ----------------
+
+#define GDN_PREP_THREADS 128
+
+template <typename T, int K>
+__device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                         const float* __restrict__ g, const float* __restrict__ beta,
+                         T* __restrict__ w_out, T* __restrict__ u_out, T* __restrict__ p_out,
+                         float* __restrict__ fq_out, float* __restrict__ fk_out, float* __restrict__ cd_out,
+                         const GdnSeqs& seqs, const GdnDims& d) {
+    constexpr int PAD = 16 / (int)sizeof(T);
+    constexpr int KS = K + PAD;
+    constexpr int FS = GDN_C + 4;    // f32 matrices (rows 16-byte aligned)
+    constexpr int TS = GDN_C + PAD;  // T·diag(…) in T's type, as an mma operand
+    // A and T share one f32 matrix (A strictly below the diagonal, T on and
+    // above it, transposed), later overwritten by T·diag(βe^G r_k) and
+    // T·diag(β): one matrix less lets 4 blocks share an SM at K = 128 BF16.
+    constexpr int M_BYTES = GDN_C * FS * 4 > 2 * GDN_C * TS * (int)sizeof(T) ? GDN_C * FS * 4 : 2 * GDN_C * TS * (int)sizeof(T);
+    static_assert(GDN_PREP_THREADS == 2 * GDN_C, "two threads per row in the norm and T·diag phases");
+    const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
+    const int XS = (V > K ? V : K) + PAD;
+    const int c = blockIdx.x, h = blockIdx.y;
+    const int kh = h / (Hv / Hk);
+    const int seq = gdn_seq_of_chunk(seqs, c);
+    int tok0, tok1, c0, c1;
+    gdn_seq_range(seqs, seq, tok0, tok1, c0, c1);
+    const int start = tok0 + (c - c0) * GDN_C;
+    const int len = min(GDN_C, tok1 - start);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gq = lane >> 2, tq = lane & 3;
+
+    extern __shared__ __align__(16) unsigned char gdn_smem[];
+    T* ks = reinterpret_cast<T*>(gdn_smem);            // [64][KS] k rows
+    T* xs = ks + GDN_C * KS;                            // [64][XS] q rows, then v rows
+    float* ms = reinterpret_cast<float*>(xs + GDN_C * XS);  // [64][FS] A(i, j) at i·FS + j, T(i, j) at j·FS + i
+    T* tw = reinterpret_cast<T*>(ms);                   // [64][TS] T·diag(βe^G r_k), over A and T
+    T* tu = tw + GDN_C * TS;                            // [64][TS] T·diag(β)
+    float* gs = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(ms) + M_BYTES);  // G (cumulative log-decay)
+    float* bs = gs + GDN_C;                             // β
+    float* rk = bs + GDN_C;                             // key row factors
+    float* rq = rk + GDN_C;                             // query row factors
+    float* wf = rq + GDN_C;                             // β e^G r_k, the column factors of W
+    // T(i, j) of the lower-triangular inverse; zero above the diagonal.
+    auto t_at = [&](int i, int j) { return i >= j ? ms[j * FS + i] : 0.f; };
+
+    const u64 qk_row = (u64)Hk * K;
+    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(ks, KS, k + ((u64)start * Hk + kh) * K, qk_row, len);
+    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, len);
+    gdn_cp_commit();
+    if (warp == 0) {
+        // G = inclusive prefix sum of g (two tokens per lane).
+        const int i0 = 2 * lane;
+        const float a0 = i0 < len ? g[(u64)(start + i0) * Hv + h] : 0.f;
+        const float a1 = i0 + 1 < len ? g[(u64)(start + i0 + 1) * Hv + h] : 0.f;
+        float run = a0 + a1;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float x = __shfl_up_sync(0xffffffffu, run, o);
+            if (lane >= o) run += x;
+        }
+        gs[i0] = run - a1;
+        gs[i0 + 1] = run;
+    } else if (warp == 1) {
+#pragma unroll
+        for (int i = lane; i < GDN_C; i += 32) bs[i] = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
+    }
+    gdn_cp_wait<0>();
+    __syncthreads();
+
+    {
+        // Row factors of the optional L2 norm, 1 / sqrt(Σx² + 1e-6): two
+        // threads per row, 16-byte reads.
+        const int r = tid >> 1, half = tid & 1;
+        constexpr int VEC = 16 / (int)sizeof(T);
+        const uint4* kr = reinterpret_cast<const uint4*>(ks + r * KS + half * (K / 2));
+        const uint4* qr = reinterpret_cast<const uint4*>(xs + r * XS + half * (K / 2));
+        float sk = 0.f, sq = 0.f;
+#pragma unroll
+        for (int e = 0; e < K / 2 / VEC; ++e) {
+            const uint4 a = kr[e], b = qr[e];
+            const T* av = reinterpret_cast<const T*>(&a);
+            const T* bv = reinterpret_cast<const T*>(&b);
+#pragma unroll
+            for (int x = 0; x < VEC; ++x) {
+                const float fa = to_f32(av[x]), fb = to_f32(bv[x]);
+                sk = fmaf(fa, fa, sk);
+                sq = fmaf(fb, fb, sq);
+            }
+        }
+        sk += __shfl_xor_sync(0xffffffffu, sk, 1);
+        sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+        if (half == 0) {
+            const float fk = d.l2_norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f;
+            rk[r] = fk;
+            rq[r] = d.l2_norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f;
+            wf[r] = bs[r] * expf(gs[r]) * fk;
+        }
+    }
+    __syncthreads();
+
+    {
+        // S = K·Kᵀ and QK = Q·Kᵀ for this warp's 16 rows.
+        float s_acc[8][4], q_acc[8][4];
+        gdn_zero<8>(s_acc);
+        gdn_zero<8>(q_acc);
+        gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
+        gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * XS, XS, ks, KS, K);
+        // P goes through this warp's 16 q rows (read by no other warp) so
+        // that it leaves in 16-byte row pieces rather than scattered pairs.
+        __syncwarp();
+        T* p_stage = xs + warp * 16 * XS;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+                const int i = warp * 16 + gq + 8 * hr;
+                const int j = n * 8 + 2 * tq;
+                const float gi = gs[i], fi = d.scale * rq[i], ai = bs[i] * rk[i];
+                const float e0 = j <= i ? expf(gi - gs[j]) * rk[j] : 0.f;
+                const float e1 = j + 1 <= i ? expf(gi - gs[j + 1]) * rk[j + 1] : 0.f;
+                ms[i * FS + j] = j < i ? ai * e0 * s_acc[n][2 * hr] : 0.f;
+                ms[i * FS + j + 1] = j + 1 < i ? ai * e1 * s_acc[n][2 * hr + 1] : 0.f;
+                gdn_store2(p_stage + (gq + 8 * hr) * XS + j, fi * e0 * q_acc[n][2 * hr], fi * e1 * q_acc[n][2 * hr + 1]);
+            }
+        }
+        gdn_copy_out16x64(p_out + ((u64)c * Hv + h) * GDN_C * GDN_C + warp * 16 * GDN_C, GDN_C, 16, p_stage, XS);
+    }
+    __syncthreads();
+
+    // v rows replace q rows while the warps solve for T.
+    gdn_load_rows<T, GDN_C, GDN_PREP_THREADS>(xs, XS, v + ((u64)start * Hv + h) * V, (u64)Hv * V, V, len);
+    gdn_cp_commit();
+    {
+        // T = (I + A)⁻¹ by 16×16 blocks. Warp w inverts diagonal block w by
+        // forward substitution (lane j < 16 owns column j in registers);
+        // then level by level T_ij = −T_ii · Σ_{i>m≥j} A_im T_mj, warp i
+        // computing block (i, i − lvl). A is read only strictly below the
+        // diagonal, T only on and below it, so they never meet in ms.
+        const int d0 = warp * 16;
+        const int j = lane & 15;
+        float col[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            const float* a_row = ms + (d0 + i) * FS + d0;
+            float s = i == j ? 1.f : 0.f;
+#pragma unroll
+            for (int m = 0; m < i; ++m) s = fmaf(-a_row[m], col[m], s);
+            col[i] = s;
+        }
+        if (lane < 16) {
+#pragma unroll
+            for (int i = 0; i < 16; ++i)
+                if (i >= j) ms[(d0 + j) * FS + d0 + i] = col[i];
+        }
+        __syncthreads();
+        for (int lvl = 1; lvl < 4; ++lvl) {
+            if (warp >= lvl) {
+                const int j0 = (warp - lvl) * 16;
+                float x[2][4];
+                // X, then T_ij, in place at block (i, j) of T.
+                auto put = [&](float sign) {
+#pragma unroll
+                    for (int n = 0; n < 2; ++n)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e)
+                            ms[(j0 + n * 8 + 2 * tq + (e & 1)) * FS + d0 + gq + 8 * (e >> 1)] = sign * x[n][e];
+                };
+                gdn_zero<2>(x);
+                gdn_block_mma_f32(
+                    x, [&](int r, int kk) { return ms[(d0 + r) * FS + j0 + kk]; },
+                    [&](int kk, int n) { return t_at(j0 + kk, j0 + n); }, 16 * lvl);
+                put(1.f);
+                __syncwarp();
+                gdn_zero<2>(x);
+                gdn_block_mma_f32(
+                    x, [&](int r, int kk) { return t_at(d0 + r, d0 + kk); },
+                    [&](int kk, int n) { return ms[(j0 + n) * FS + d0 + kk]; }, 16);
+                __syncwarp();
+                put(-1.f);
+            }
+            __syncthreads();
+        }
+    }
+    {
+        // T·diag(βe^G r_k) and T·diag(β) in T's type, over A and T. Lane
+        // (a, b) = (lane % 8, lane / 8) takes rows 16·warp + a + 8·ri and
+        // column pairs b + 4m, so neither the reads down T's columns nor the
+        // row writes meet bank conflicts.
+        const int a = lane & 7, b = lane >> 3;
+        float2 tv[2][8];
+#pragma unroll
+        for (int ri = 0; ri < 2; ++ri)
+#pragma unroll
+            for (int m = 0; m < 8; ++m) {
+                const int i = warp * 16 + a + 8 * ri, jj = 2 * (b + 4 * m);
+                tv[ri][m] = make_float2(t_at(i, jj), t_at(i, jj + 1));
+            }
+        __syncthreads();
+#pragma unroll
+        for (int ri = 0; ri < 2; ++ri)
+#pragma unroll
+            for (int m = 0; m < 8; ++m) {
+                const int i = warp * 16 + a + 8 * ri, jj = 2 * (b + 4 * m);
+                gdn_store2(tw + i * TS + jj, tv[ri][m].x * wf[jj], tv[ri][m].y * wf[jj + 1]);
+                gdn_store2(tu + i * TS + jj, tv[ri][m].x * bs[jj], tv[ri][m].y * bs[jj + 1]);
+            }
+    }
+    gdn_cp_wait<0>();
+    __syncthreads();
+
+    // W = (T·diag(βe^G r_k))·K over all K columns at once, so that this
+    // warp's rows of T·diag(βe^G r_k) are free to stage its output; then
+    // U = (T·diag(β))·V 64 columns at a time, staged there too.
+    T* stage = tw + warp * 16 * TS;
+    const int rows = len - warp * 16;
+    {
+        float acc[K / 8][4];
+        gdn_zero<K / 8>(acc);
+        gdn_mma_smem<T, K / 8, false, true>(acc, stage, TS, ks, KS, GDN_C);
+        T* out = w_out + ((u64)(start + warp * 16) * Hv + h) * K;
+#pragma unroll
+        for (int n0 = 0; n0 < K; n0 += 64) gdn_store16x64(out + n0, (u64)Hv * K, rows, stage, TS, acc + n0 / 8);
+    }
+    for (int n0 = 0; n0 < V; n0 += 64) {
+        float acc[8][4];
+        gdn_zero<8>(acc);
+        gdn_mma_smem<T, 8, false, true>(acc, tu + warp * 16 * TS, TS, xs + n0, XS, GDN_C);
+        gdn_store16x64(u_out + ((u64)(start + warp * 16) * Hv + h) * V + n0, (u64)Hv * V, rows, stage, TS, acc);
+    }
+    if (tid < len) {
+        const float g_last = gs[len - 1];
+        const u64 at = (u64)(start + tid) * Hv + h;
+        fq_out[at] = d.scale * rq[tid] * expf(gs[tid]);
+        fk_out[at] = rk[tid] * expf(g_last - gs[tid]);
+        if (tid == 0) cd_out[(u64)c * Hv + h] = expf(g_last);
+    }
+}
+
+// MINB: blocks per SM the registers must allow (shared memory permits 4 at
+// K ≤ 128 in BF16; the others are held to fewer by shared memory).
+#define GDN_PREP(KD, DN, T, MINB)                                                                                \
+    extern "C" __global__ void __launch_bounds__(GDN_PREP_THREADS, MINB) gdn_prefill_prep_k##KD##_##DN(          \
+        const T* q, const T* k, const T* v, const float* g, const float* beta, T* w, T* u, T* p, float* fq,      \
+        float* fk, float* cd, GdnSeqs seqs, GdnDims d) {                                                         \
+        gdn_prep<T, KD>(q, k, v, g, beta, w, u, p, fq, fk, cd, seqs, d);                                         \
+    }
+
+GDN_PREP(64, bf16, bf16_t, 4)
+GDN_PREP(128, bf16, bf16_t, 4)
+GDN_PREP(256, bf16, bf16_t, 1)
+GDN_PREP(64, f32, float, 1)
+GDN_PREP(128, f32, float, 1)
+GDN_PREP(256, f32, float, 1)
