@@ -234,6 +234,16 @@ pub(super) fn prefill(
         let matrices =
             (GDN_CHUNK * (GDN_CHUNK + 4) * 4).max(2 * GDN_CHUNK * (GDN_CHUNK + pad) * el);
         let prep_bytes = GDN_CHUNK * (s.key_dim + pad + xs) * el + matrices + 5 * GDN_CHUNK * 4;
+        if prep_bytes > limit {
+            return Err(MlxError::unsupported(
+                OP,
+                format!(
+                    "{} key_dim {} / value_dim {} needs {prep_bytes} bytes of shared memory; \
+                     the device allows {limit}",
+                    call.dtype, s.key_dim, s.value_dim
+                ),
+            ));
+        }
         enc.dispatch_kernel(
             PREP_KERNELS[variant],
             LaunchConfig {
