@@ -9,7 +9,6 @@ mod formats;
 mod gdn_layer;
 mod gdn_ops;
 mod gdn_reference;
-mod graph;
 mod ops_basic;
 mod quantized_matmul;
 mod runtime;
