@@ -184,6 +184,7 @@ impl GgmlBlock for BlockIQ4XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;
     const NAME: &'static str = "IQ4_XS";
     const ELEMENTS: usize = QK_K;
+    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -196,5 +197,9 @@ impl GgmlBlock for BlockIQ4XS {
             let q = if e % 32 < 16 { byte & 0x0F } else { byte >> 4 };
             *o = dl * f32::from(IQ4_NL_VALUES[usize::from(q)]);
         }
+    }
+
+    fn quantize(src: &[f32]) -> Option<Self> {
+        Some(super::iq4_quantize::quantize_iq4xs(src.try_into().ok()?))
     }
 }

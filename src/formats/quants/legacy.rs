@@ -1,8 +1,9 @@
 //! The 32-weight formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL.
 //!
 //! Low nibbles of `qs[j]` hold weight `j`, high nibbles weight `j + 16`.
-//! The quantizers follow ggml's reference ("_ref") rounding, so their output
-//! matches ggml and the `gguf` Python package bit for bit:
+//! The quantizers of Q4_0 … Q8_0 follow ggml's reference ("_ref") rounding,
+//! so their output matches ggml and the `gguf` Python package bit for bit
+//! (IQ4_NL's is our own, in `iq4_quantize.rs`):
 //! symmetric types take `d = x_absmax_signed / -2^(bits-1)` and round
 //! `x / d + 2^(bits-1) + 0.5` down; affine types take `d = (max - min) /
 //! (2^bits - 1)`, `m = min`.
@@ -213,11 +214,16 @@ impl GgmlBlock for BlockIQ4NL {
     const TYPE: GgmlType = GgmlType::IQ4_NL;
     const NAME: &'static str = "IQ4_NL";
     const ELEMENTS: usize = QK;
+    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
         for (o, q) in out.iter_mut().zip(unpack_nibbles(&self.qs)) {
             *o = d * f32::from(IQ4_NL_VALUES[usize::from(q)]);
         }
+    }
+
+    fn quantize(src: &[f32]) -> Option<Self> {
+        Some(super::iq4_quantize::quantize_iq4nl(as_block(src)?))
     }
 }

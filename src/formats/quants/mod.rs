@@ -9,6 +9,7 @@
 //! computed as `(d * sc) * q - (dmin * m)` with no fused multiply-add.
 
 mod float;
+mod iq4_quantize;
 mod kquant_dequant;
 mod kquant_quantize;
 mod legacy;

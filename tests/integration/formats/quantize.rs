@@ -78,6 +78,8 @@ fn quantize_round_trip_error_is_small() {
         (GgmlType::Q4_0, 0.10),
         (GgmlType::Q4_1, 0.10),
         (GgmlType::Q4_K, 0.09),
+        (GgmlType::IQ4_NL, 0.095),
+        (GgmlType::IQ4_XS, 0.095),
     ];
     for (ty, bound) in bounds {
         let e = round_trip_rel_rms(ty, 7 + u64::from(ty.id()));
@@ -139,13 +141,54 @@ fn quantize_handles_zero_constant_and_spike_blocks() {
 }
 
 #[test]
+fn iq4_levels_beat_uniform_4_bit_codes() {
+    // The non-uniform levels fit Gaussian weights better than Q4_0's evenly
+    // spaced ones; a lazy scale choice would lose that.
+    let (nl, q4) = (
+        round_trip_rel_rms(GgmlType::IQ4_NL, 99),
+        round_trip_rel_rms(GgmlType::Q4_0, 99),
+    );
+    assert!(nl < q4, "IQ4_NL error {nl} not below Q4_0 error {q4}");
+}
+
+#[test]
+fn iq4_quantize_zero_constant_and_spike_blocks() {
+    // No IQ4 level is 0: the nearest to 0 is 1 (of 127), so the other
+    // weights of a spike block come back as at most 1/127 of the spike.
+    for ty in [GgmlType::IQ4_NL, GgmlType::IQ4_XS] {
+        let n = ty.block_size();
+        let round_trip =
+            |x: &[f32]| dequantize_to_vec(ty, &quantize_to_vec(ty, x).unwrap()).unwrap();
+        assert!(
+            round_trip(&vec![0.0; n]).iter().all(|&v| v == 0.0),
+            "{ty}: zeros"
+        );
+        let mut spike = vec![0.0f32; n];
+        spike[n / 3] = -2.5;
+        let y = round_trip(&spike);
+        assert!((y[n / 3] + 2.5).abs() < 0.01, "{ty}: spike → {}", y[n / 3]);
+        let rest = y.iter().enumerate().filter(|&(i, _)| i != n / 3);
+        assert!(
+            rest.clone().all(|(_, v)| v.abs() <= 2.5 / 127.0 * 1.01),
+            "{ty}"
+        );
+        let y = round_trip(&vec![0.375; n]);
+        assert!(
+            y.iter().all(|v| (v - 0.375).abs() < 0.01),
+            "{ty}: constant → {:?}",
+            &y[..4]
+        );
+    }
+}
+
+#[test]
 fn quantize_rejects_bad_input() {
     assert!(quantize_to_vec(GgmlType::Q4_0, &[1.0; 31]).is_err());
     let mut x = vec![1.0f32; 32];
     x[5] = f32::NAN;
     let err = quantize_to_vec(GgmlType::Q8_0, &x).unwrap_err().to_string();
     assert!(err.contains("not finite"), "{err}");
-    let err = quantize_to_vec(GgmlType::IQ4_XS, &[0.0; 256])
+    let err = quantize_to_vec(GgmlType::Q2_K, &[0.0; 256])
         .unwrap_err()
         .to_string();
     assert!(err.contains("no CPU quantizer"), "{err}");
