@@ -10,6 +10,7 @@
 
 use half::f16;
 
+use super::signed_absmax;
 use crate::formats::blocks::{BlockIQ4NL, BlockIQ4XS, IQ4_NL_VALUES, QK, QK_K};
 
 /// Index of the level nearest to `v` (the levels ascend).
@@ -58,10 +59,7 @@ fn fit(x: &[f32], codes: &[u8]) -> (f32, f32) {
 
 /// The best scale of a group of weights (signed; 0 for an all-zero group).
 fn group_scale(x: &[f32]) -> f32 {
-    let peak = x.iter().fold(
-        0.0f32,
-        |best, &v| if v.abs() > best.abs() { v } else { best },
-    );
+    let peak = signed_absmax(x);
     if peak == 0.0 {
         return 0.0;
     }
@@ -91,10 +89,7 @@ pub(super) fn quantize_iq4xs(x: &[f32; QK_K]) -> BlockIQ4XS {
     let groups: [f32; 8] = std::array::from_fn(|g| group_scale(&x[32 * g..32 * (g + 1)]));
     // Group scales are 6-bit signed multiples (-32..=31) of the super-block
     // scale: put the largest-magnitude one on -32.
-    let peak = groups.iter().fold(
-        0.0f32,
-        |best, &s| if s.abs() > best.abs() { s } else { best },
-    );
+    let peak = signed_absmax(&groups);
     let d = f16::from_f32(peak / -32.0);
     let dv = d.to_f32();
     let ls: [u8; 8] = groups.map(|s| {

@@ -11,7 +11,7 @@
 use half::f16;
 
 use super::kquant_dequant::pack_k4_scales;
-use super::nearest_int;
+use super::{nearest_int, signed_absmax};
 use crate::formats::blocks::{BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
 /// Candidate ranges tried per sub-block: the code range is stretched or
@@ -160,10 +160,7 @@ pub(super) fn quantize_q5k(x: &[f32; QK_K]) -> Option<BlockQ5K> {
 
 /// Best symmetric scale with `x ≈ scale * q`, `q` in `-32..=31`.
 fn symmetric_scale(x: &[f32]) -> f32 {
-    let peak = x.iter().fold(
-        0.0f32,
-        |best, &v| if v.abs() > best.abs() { v } else { best },
-    );
+    let peak = signed_absmax(x);
     if peak == 0.0 {
         return 0.0;
     }
@@ -205,10 +202,7 @@ fn code_symmetric(v: f32, scale: f32) -> i8 {
 
 pub(super) fn quantize_q6k(x: &[f32; QK_K]) -> Option<BlockQ6K> {
     let sub: [f32; 16] = std::array::from_fn(|i| symmetric_scale(&x[16 * i..16 * (i + 1)]));
-    let peak = sub.iter().fold(
-        0.0f32,
-        |best, &v| if v.abs() > best.abs() { v } else { best },
-    );
+    let peak = signed_absmax(&sub);
     // The largest sub-scale maps to -128 so all of the i8 range is usable.
     let (d, scales) = if peak == 0.0 {
         (f16::ZERO, [0i8; 16])

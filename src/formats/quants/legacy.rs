@@ -10,21 +10,13 @@
 
 use half::f16;
 
-use super::{nearest_int, GgmlBlock};
+use super::{nearest_int, signed_absmax, GgmlBlock};
 use crate::formats::blocks::{
     BlockIQ4NL, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, IQ4_NL_VALUES, QK,
 };
 use crate::formats::GgmlType;
 
 const HALF: usize = QK / 2;
-
-/// The value of largest magnitude, with its sign (the first one on ties).
-fn signed_absmax(src: &[f32]) -> f32 {
-    src.iter().fold(
-        0.0f32,
-        |best, &v| if v.abs() > best.abs() { v } else { best },
-    )
-}
 
 fn min_max(src: &[f32]) -> (f32, f32) {
     src.iter()

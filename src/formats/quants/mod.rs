@@ -182,6 +182,14 @@ fn expect_len(
     Ok(())
 }
 
+/// The value of largest magnitude, with its sign (the first one on ties).
+fn signed_absmax(src: &[f32]) -> f32 {
+    src.iter().fold(
+        0.0f32,
+        |best, &v| if v.abs() > best.abs() { v } else { best },
+    )
+}
+
 /// Round half away from zero, to an integer (C's `roundf` followed by a
 /// cast), as ggml's reference quantizers do.
 fn nearest_int(x: f32) -> i32 {
