@@ -138,18 +138,6 @@ impl GgmlType {
         self.visit(V)
     }
 
-    /// True when [`quantize`](super::quantize) supports this type.
-    pub fn can_quantize(self) -> bool {
-        struct V;
-        impl BlockVisitor for V {
-            type Output = bool;
-            fn visit<B: GgmlBlock>(self) -> bool {
-                B::CAN_QUANTIZE
-            }
-        }
-        self.visit(V)
-    }
-
     /// Bytes taken by `n_elements` consecutive elements of this type.
     ///
     /// Fails when `n_elements` is not a whole number of blocks or the size

@@ -149,19 +149,8 @@ pub fn rounding_rtol(dtype: DType) -> f64 {
     }
 }
 
-/// Random valid bytes for a tensor of `ty`: quantized random floats where a
-/// quantizer exists; otherwise random bytes with every f16 field made
-/// finite.
+/// Random valid bytes for a tensor of `ty`: normal random values quantized.
 pub fn random_tensor_bytes(ty: GgmlType, n_elements: usize, rng: &mut Rng) -> Vec<u8> {
-    if ty.can_quantize() {
-        let x: Vec<f32> = (0..n_elements).map(|_| rng.normal()).collect();
-        return quantize_to_vec(ty, &x).unwrap();
-    }
-    let mut bytes = rng.bytes(ty.row_bytes(n_elements as u64).unwrap());
-    // Q2_K, Q3_K, IQ4_NL, IQ4_XS: clearing bit 14 of every u16 keeps any f16
-    // scale finite (exponent < 16) and only changes codes otherwise.
-    for pair in bytes.chunks_exact_mut(2) {
-        pair[1] &= 0xBF;
-    }
-    bytes
+    let x: Vec<f32> = (0..n_elements).map(|_| rng.normal()).collect();
+    quantize_to_vec(ty, &x).unwrap()
 }

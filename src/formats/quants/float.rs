@@ -10,7 +10,6 @@ impl GgmlBlock for f32 {
     const TYPE: GgmlType = GgmlType::F32;
     const NAME: &'static str = "F32";
     const ELEMENTS: usize = 1;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         out.fill(*self);
@@ -25,7 +24,6 @@ impl GgmlBlock for f16 {
     const TYPE: GgmlType = GgmlType::F16;
     const NAME: &'static str = "F16";
     const ELEMENTS: usize = 1;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         out.fill(self.to_f32());
@@ -40,7 +38,6 @@ impl GgmlBlock for bf16 {
     const TYPE: GgmlType = GgmlType::BF16;
     const NAME: &'static str = "BF16";
     const ELEMENTS: usize = 1;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         out.fill(self.to_f32());

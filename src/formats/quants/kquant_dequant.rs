@@ -79,6 +79,10 @@ impl GgmlBlock for BlockQ2K {
             *o = dl * f32::from(two_bit_code(&self.qs, e)) - ml;
         }
     }
+
+    fn quantize(src: &[f32]) -> Option<Self> {
+        super::kquant_quantize::quantize_q2k(src.try_into().ok()?)
+    }
 }
 
 impl GgmlBlock for BlockQ3K {
@@ -97,13 +101,16 @@ impl GgmlBlock for BlockQ3K {
             *o = dl * f32::from(q);
         }
     }
+
+    fn quantize(src: &[f32]) -> Option<Self> {
+        super::kquant_quantize::quantize_q3k(src.try_into().ok()?)
+    }
 }
 
 impl GgmlBlock for BlockQ4K {
     const TYPE: GgmlType = GgmlType::Q4_K;
     const NAME: &'static str = "Q4_K";
     const ELEMENTS: usize = QK_K;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
@@ -124,7 +131,6 @@ impl GgmlBlock for BlockQ5K {
     const TYPE: GgmlType = GgmlType::Q5_K;
     const NAME: &'static str = "Q5_K";
     const ELEMENTS: usize = QK_K;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
@@ -164,7 +170,6 @@ impl GgmlBlock for BlockQ6K {
     const TYPE: GgmlType = GgmlType::Q6_K;
     const NAME: &'static str = "Q6_K";
     const ELEMENTS: usize = QK_K;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -184,7 +189,6 @@ impl GgmlBlock for BlockIQ4XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;
     const NAME: &'static str = "IQ4_XS";
     const ELEMENTS: usize = QK_K;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();

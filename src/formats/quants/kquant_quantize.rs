@@ -1,8 +1,8 @@
-//! Quantizers for Q4_K, Q5_K and Q6_K.
+//! Quantizers for Q2_K, Q3_K, Q4_K, Q5_K and Q6_K.
 //!
 //! Two stages, as the formats demand: first a float scale (and min) per
 //! sub-block, chosen by trying a few candidate ranges and refining each by
-//! least squares; then those floats are themselves quantized to 6 or 8 bits
+//! least squares; then those floats are themselves quantized to 4, 6 or 8 bits
 //! against one f16 super-block scale, and the weights are re-coded with the
 //! scales exactly as the decoder will see them. This is not ggml's search,
 //! so bytes differ from ggml's output; the reconstruction error is of the
@@ -12,7 +12,7 @@ use half::f16;
 
 use super::kquant_dequant::pack_k4_scales;
 use super::{nearest_int, signed_absmax};
-use crate::formats::blocks::{BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
+use crate::formats::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
 /// Candidate ranges tried per sub-block: the code range is stretched or
 /// shrunk by `step * i` codes for `i` in `-STEPS..=STEPS`.
@@ -84,23 +84,26 @@ fn code_affine(v: f32, scale: f32, min: f32, nmax: u8) -> u8 {
     nearest_int((v - min) / scale).clamp(0, i32::from(nmax)) as u8
 }
 
-/// Quantizes the 8 sub-block scales and mins to 6 bits against f16
-/// super-block scales. Returns `(d, dmin, scales, mins)` with `d`, `dmin`
-/// already rounded to f16.
-fn quantize_k4_scales(sub: &[(f32, f32); 8]) -> (f16, f16, [u8; 8], [u8; 8]) {
+/// Quantizes the sub-block scales and mins to `levels` (63 for 6 bits, 15
+/// for 4) against f16 super-block scales. Returns `(d, dmin, scales, mins)`
+/// with `d`, `dmin` already rounded to f16.
+fn quantize_sub_scales<const N: usize>(
+    sub: &[(f32, f32); N],
+    levels: f32,
+) -> (f16, f16, [u8; N], [u8; N]) {
     let max_scale = sub.iter().fold(0.0f32, |a, s| a.max(s.0));
     let max_neg_min = sub.iter().fold(0.0f32, |a, s| a.max(-s.1));
-    let to_6bit = |v: f32, unit: f32| -> u8 {
+    let to_code = |v: f32, unit: f32| -> u8 {
         if unit > 0.0 {
-            nearest_int(v / unit).clamp(0, 63) as u8
+            nearest_int(v / unit).clamp(0, levels as i32) as u8
         } else {
             0
         }
     };
-    let d = f16::from_f32(max_scale / 63.0);
-    let dmin = f16::from_f32(max_neg_min / 63.0);
-    let scales = sub.map(|s| to_6bit(s.0, d.to_f32()));
-    let mins = sub.map(|s| to_6bit(-s.1, dmin.to_f32()));
+    let d = f16::from_f32(max_scale / levels);
+    let dmin = f16::from_f32(max_neg_min / levels);
+    let scales = sub.map(|s| to_code(s.0, d.to_f32()));
+    let mins = sub.map(|s| to_code(-s.1, dmin.to_f32()));
     (d, dmin, scales, mins)
 }
 
@@ -133,7 +136,7 @@ fn pack_k_nibbles(codes: &[u8; QK_K]) -> [u8; QK_K / 2] {
 }
 
 pub(super) fn quantize_q4k(x: &[f32; QK_K]) -> Option<BlockQ4K> {
-    let (d, dmin, scales, mins) = quantize_k4_scales(&k4_sub_blocks(x, 15));
+    let (d, dmin, scales, mins) = quantize_sub_scales(&k4_sub_blocks(x, 15), 63.0);
     let codes = k4_codes(x, d, dmin, &scales, &mins, 15);
     Some(BlockQ4K {
         d,
@@ -144,7 +147,7 @@ pub(super) fn quantize_q4k(x: &[f32; QK_K]) -> Option<BlockQ4K> {
 }
 
 pub(super) fn quantize_q5k(x: &[f32; QK_K]) -> Option<BlockQ5K> {
-    let (d, dmin, scales, mins) = quantize_k4_scales(&k4_sub_blocks(x, 31));
+    let (d, dmin, scales, mins) = quantize_sub_scales(&k4_sub_blocks(x, 31), 63.0);
     let codes = k4_codes(x, d, dmin, &scales, &mins, 31);
     let qh = std::array::from_fn(|l| {
         (0..8).fold(0u8, |acc, g| acc | (((codes[32 * g + l] >> 4) & 1) << g))
@@ -158,8 +161,8 @@ pub(super) fn quantize_q5k(x: &[f32; QK_K]) -> Option<BlockQ5K> {
     })
 }
 
-/// Best symmetric scale with `x ≈ scale * q`, `q` in `-32..=31`.
-fn symmetric_scale(x: &[f32]) -> f32 {
+/// Best symmetric scale with `x ≈ scale * q`, `q` in `-half..half`.
+fn symmetric_scale(x: &[f32], half: i32) -> f32 {
     let peak = signed_absmax(x);
     if peak == 0.0 {
         return 0.0;
@@ -167,18 +170,20 @@ fn symmetric_scale(x: &[f32]) -> f32 {
     let sse = |scale: f32| -> f32 {
         x.iter()
             .map(|&v| {
-                let e = scale * f32::from(code_symmetric(v, scale)) - v;
+                let e = scale * f32::from(code_symmetric(v, scale, half)) - v;
                 e * e
             })
             .sum()
     };
-    // The peak maps to -32 (the side with one more code), as in Q4_0.
-    let mut best = peak / -32.0;
+    // The peak maps to -half (the side with one more code), as in Q4_0.
+    let h = half as f32;
+    let mut best = peak / -h;
     let mut best_err = sse(best);
     for i in -STEPS..=STEPS {
-        let scale = peak / -(32.0 + 0.1 * i as f32);
+        // Steps of 1/320 of the code range, as many either way.
+        let scale = peak / -(h + h / 320.0 * i as f32);
         let (sqx, sqq) = x.iter().fold((0.0f32, 0.0f32), |(sqx, sqq), &v| {
-            let q = f32::from(code_symmetric(v, scale));
+            let q = f32::from(code_symmetric(v, scale, half));
             (sqx + q * v, sqq + q * q)
         });
         let refit = if sqq > 0.0 { sqx / sqq } else { scale };
@@ -193,15 +198,15 @@ fn symmetric_scale(x: &[f32]) -> f32 {
     best
 }
 
-fn code_symmetric(v: f32, scale: f32) -> i8 {
+fn code_symmetric(v: f32, scale: f32, half: i32) -> i8 {
     if scale == 0.0 {
         return 0;
     }
-    nearest_int(v / scale).clamp(-32, 31) as i8
+    nearest_int(v / scale).clamp(-half, half - 1) as i8
 }
 
 pub(super) fn quantize_q6k(x: &[f32; QK_K]) -> Option<BlockQ6K> {
-    let sub: [f32; 16] = std::array::from_fn(|i| symmetric_scale(&x[16 * i..16 * (i + 1)]));
+    let sub: [f32; 16] = std::array::from_fn(|i| symmetric_scale(&x[16 * i..16 * (i + 1)], 32));
     let peak = signed_absmax(&sub);
     // The largest sub-scale maps to -128 so all of the i8 range is usable.
     let (d, scales) = if peak == 0.0 {
@@ -214,7 +219,7 @@ pub(super) fn quantize_q6k(x: &[f32; QK_K]) -> Option<BlockQ6K> {
     };
     let codes: [u8; QK_K] = std::array::from_fn(|e| {
         let dl = d.to_f32() * f32::from(scales[e / 16]);
-        (code_symmetric(x[e], dl) + 32) as u8
+        (code_symmetric(x[e], dl, 32) + 32) as u8
     });
     let mut ql = [0u8; QK_K / 2];
     let mut qh = [0u8; QK_K / 4];
@@ -230,4 +235,67 @@ pub(super) fn quantize_q6k(x: &[f32; QK_K]) -> Option<BlockQ6K> {
         qh[32 * half + l] |= (c >> 4) << (2 * quarter);
     }
     Some(BlockQ6K { ql, qh, scales, d })
+}
+
+/// The 2-bit fields of 256 codes in the Q2_K/Q3_K `qs` layout: weight `e`
+/// in byte `32 * (e / 128) + e % 32` at bit `2 * ((e % 128) / 32)`.
+fn pack_two_bit(codes: &[u8; QK_K]) -> [u8; QK_K / 4] {
+    let mut qs = [0u8; QK_K / 4];
+    for (e, &c) in codes.iter().enumerate() {
+        qs[32 * (e / 128) + e % 32] |= (c & 3) << (2 * ((e % 128) / 32));
+    }
+    qs
+}
+
+pub(super) fn quantize_q2k(x: &[f32; QK_K]) -> Option<BlockQ2K> {
+    let sub: [(f32, f32); 16] =
+        std::array::from_fn(|i| affine_scale_min(&x[16 * i..16 * (i + 1)], 3));
+    let (d, dmin, scales, mins) = quantize_sub_scales(&sub, 15.0);
+    let codes: [u8; QK_K] = std::array::from_fn(|e| {
+        let dl = d.to_f32() * f32::from(scales[e / 16]);
+        let ml = dmin.to_f32() * f32::from(mins[e / 16]);
+        code_affine(x[e], dl, -ml, 3)
+    });
+    Some(BlockQ2K {
+        scales: std::array::from_fn(|i| scales[i] | (mins[i] << 4)),
+        qs: pack_two_bit(&codes),
+        d,
+        dmin,
+    })
+}
+
+pub(super) fn quantize_q3k(x: &[f32; QK_K]) -> Option<BlockQ3K> {
+    let sub: [f32; 16] = std::array::from_fn(|i| symmetric_scale(&x[16 * i..16 * (i + 1)], 4));
+    // Sub-scales are 6-bit signed multiples (-32..=31) of one f16 scale:
+    // the largest-magnitude one maps to -32.
+    let d = f16::from_f32(signed_absmax(&sub) / -32.0);
+    let dv = d.to_f32();
+    let scales: [i8; 16] = sub.map(|s| {
+        if dv == 0.0 {
+            0
+        } else {
+            nearest_int(s / dv).clamp(-32, 31) as i8
+        }
+    });
+    // Stored codes u = q + 4 in 0..8: 2 low bits in qs, bit 2 in hmask.
+    let codes: [u8; QK_K] = std::array::from_fn(|e| {
+        let dl = dv * f32::from(scales[e / 16]);
+        (code_symmetric(x[e], dl, 4) + 4) as u8
+    });
+    let mut hmask = [0u8; QK_K / 8];
+    for (e, &u) in codes.iter().enumerate() {
+        hmask[e % 32] |= (u >> 2) << (e / 32);
+    }
+    let stored = scales.map(|s| (s + 32) as u8);
+    let mut packed = [0u8; 12];
+    for (k, &s) in stored.iter().enumerate() {
+        packed[k % 8] |= (s & 0x0F) << (4 * (k / 8));
+        packed[8 + k % 4] |= (s >> 4) << (2 * (k / 4));
+    }
+    Some(BlockQ3K {
+        hmask,
+        qs: pack_two_bit(&codes),
+        scales: packed,
+        d,
+    })
 }

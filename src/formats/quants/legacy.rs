@@ -75,7 +75,6 @@ impl GgmlBlock for BlockQ4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
     const NAME: &'static str = "Q4_0";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -100,7 +99,6 @@ impl GgmlBlock for BlockQ4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
     const NAME: &'static str = "Q4_1";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let (d, m) = (self.d.to_f32(), self.m.to_f32());
@@ -127,7 +125,6 @@ impl GgmlBlock for BlockQ5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
     const NAME: &'static str = "Q5_0";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -153,7 +150,6 @@ impl GgmlBlock for BlockQ5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
     const NAME: &'static str = "Q5_1";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let (d, m) = (self.d.to_f32(), self.m.to_f32());
@@ -181,7 +177,6 @@ impl GgmlBlock for BlockQ8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
     const NAME: &'static str = "Q8_0";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
@@ -206,7 +201,6 @@ impl GgmlBlock for BlockIQ4NL {
     const TYPE: GgmlType = GgmlType::IQ4_NL;
     const NAME: &'static str = "IQ4_NL";
     const ELEMENTS: usize = QK;
-    const CAN_QUANTIZE: bool = true;
 
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();

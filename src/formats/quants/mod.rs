@@ -28,17 +28,13 @@ pub trait GgmlBlock: Pod + Send + Sync {
     const NAME: &'static str;
     /// Elements (weights) per block.
     const ELEMENTS: usize;
-    /// Whether [`GgmlBlock::quantize`] is implemented.
-    const CAN_QUANTIZE: bool = false;
 
     /// Writes the block's `ELEMENTS` values to `out` (`out.len() == ELEMENTS`).
     fn dequantize(&self, out: &mut [f32]);
 
-    /// Encodes `src` (`ELEMENTS` finite values), or `None` when this type has
-    /// no quantizer.
-    fn quantize(_src: &[f32]) -> Option<Self> {
-        None
-    }
+    /// Encodes `src` (`ELEMENTS` finite values); `None` when `src` has
+    /// another length.
+    fn quantize(src: &[f32]) -> Option<Self>;
 }
 
 /// Blocks per rayon task: large enough that scheduling is noise.
@@ -89,12 +85,6 @@ pub fn dequantize_to_vec(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
 /// Quantizes `src` (a whole number of blocks of finite values) into `out`,
 /// which must hold exactly `type_size` bytes per block.
 pub fn quantize(ty: GgmlType, src: &[f32], out: &mut [u8]) -> Result<()> {
-    if !ty.can_quantize() {
-        return Err(MlxError::unsupported(
-            "quantize",
-            format!("no CPU quantizer for {ty}"),
-        ));
-    }
     if src.len() % ty.block_size() != 0 {
         return Err(MlxError::invalid(
             "quantize",
