@@ -228,34 +228,17 @@ fn decode_row(
     // dispatch with events, so host-side launch cost is not counted.
     let mut enc = device.command_encoder()?;
     let steps = reps.max(20) * 10;
+    let step = |enc: &mut CommandEncoder, i: usize| {
+        gated_delta_net_decode(enc, &q, &k, &v, &g, &beta, &states[i % copies], &o, &params)
+    };
     for i in 0..3 {
-        gated_delta_net_decode(
-            &mut enc,
-            &q,
-            &k,
-            &v,
-            &g,
-            &beta,
-            &states[i % copies],
-            &o,
-            &params,
-        )?;
+        step(&mut enc, i)?;
     }
     enc.commit_and_wait()?;
     enc.enable_timing(true);
     let t0 = enc.timestamp()?;
     for i in 0..steps {
-        gated_delta_net_decode(
-            &mut enc,
-            &q,
-            &k,
-            &v,
-            &g,
-            &beta,
-            &states[i % copies],
-            &o,
-            &params,
-        )?;
+        step(&mut enc, i)?;
     }
     let t1 = enc.timestamp()?;
     let back_to_back = t0.elapsed_ms(&t1)? / steps as f64;
