@@ -200,6 +200,18 @@ impl CommandEncoder {
         &self.device
     }
 
+    /// The context and stream of a CUDA encoder (`None` on the CPU).
+    pub(crate) fn cuda_queue(&self) -> Option<(&Arc<CudaContext>, sys::CUstream)> {
+        match &self.queue {
+            Queue::Cpu => None,
+            Queue::Cuda { ctx, stream, .. } => Some((ctx, stream.0)),
+        }
+    }
+
+    pub(crate) fn timing_enabled(&self) -> bool {
+        self.timing_enabled
+    }
+
     pub fn backend(&self) -> BackendKind {
         self.device.backend()
     }

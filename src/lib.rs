@@ -31,6 +31,7 @@ mod dtype;
 mod encoder;
 mod error;
 pub mod formats;
+mod graph;
 pub mod kernels;
 pub mod ops;
 mod pool;
@@ -45,6 +46,7 @@ pub use encoder::{
 };
 pub use error::{MlxError, Result};
 pub use formats::{GgmlType, GgufFile, GgufParseError, GgufValue, GgufWriter};
+pub use graph::GraphExecutor;
 pub use kernels::{KernelRegistry, Pipeline, RegistryStats};
 pub use pool::{MlxBufferPool, PoolStats};
 pub use worker::EncoderWorker;

@@ -297,3 +297,50 @@ impl CudaContext {
         cu::device::get_count().map_or(0, |n| n.max(0) as usize)
     }
 }
+
+/// Starts recording the work queued on `stream` into a graph. Relaxed mode:
+/// compiling a kernel or allocating on first use stays legal meanwhile.
+pub(crate) fn begin_capture(stream: sys::CUstream) -> Result<()> {
+    // SAFETY: the stream is live and is not the legacy NULL stream.
+    unsafe {
+        cu::stream::begin_capture(
+            stream,
+            sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
+        )
+    }
+    .map_err(err("begin graph capture"))
+}
+
+/// Ends the capture on `stream`; the graph of what was queued meanwhile.
+pub(crate) fn end_capture(stream: sys::CUstream) -> Result<sys::CUgraph> {
+    // SAFETY: the stream is live and capturing (begin_capture succeeded).
+    unsafe { cu::stream::end_capture(stream) }.map_err(err("end graph capture"))
+}
+
+/// An executable graph from `graph`, which is destroyed either way.
+pub(crate) fn instantiate_graph(graph: sys::CUgraph) -> Result<sys::CUgraphExec> {
+    // SAFETY: `graph` came from end_capture and is destroyed exactly once
+    // here; instantiation copies what it needs.
+    let exec = unsafe { cu::graph::instantiate(graph, sys::CUgraphInstantiate_flags(0)) };
+    // SAFETY: as above.
+    unsafe { cu::graph::destroy(graph) }.map_err(err("destroy graph"))?;
+    exec.map_err(err("instantiate graph"))
+}
+
+/// Frees a graph that will not be instantiated.
+pub(crate) fn destroy_graph(graph: sys::CUgraph) {
+    // SAFETY: `graph` came from end_capture and is not used again.
+    let _ = unsafe { cu::graph::destroy(graph) };
+}
+
+pub(crate) fn launch_graph(exec: sys::CUgraphExec, stream: sys::CUstream) -> Result<()> {
+    // SAFETY: both handles are live; the graph's kernels read buffers its
+    // owner keeps alive.
+    unsafe { cu::graph::launch(exec, stream) }.map_err(err("launch graph"))
+}
+
+pub(crate) fn destroy_graph_exec(exec: sys::CUgraphExec) {
+    // SAFETY: called once, from the owner's Drop; a launched graph finishes
+    // its queued work before the driver frees it.
+    let _ = unsafe { cu::graph::exec_destroy(exec) };
+}

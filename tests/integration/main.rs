@@ -9,6 +9,7 @@ mod formats;
 mod gdn_layer;
 mod gdn_ops;
 mod gdn_reference;
+mod graph;
 mod ops_basic;
 mod quantized_matmul;
 mod runtime;

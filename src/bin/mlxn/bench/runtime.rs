@@ -7,8 +7,8 @@ use mlx_native::ops::copy::copy;
 use mlx_native::ops::fill::fill;
 use mlx_native::ops::quantized_matmul::{quantized_matmul_ggml, GgmlQuantizedMatmulParams};
 use mlx_native::{
-    CommandEncoder, DType, EncoderWorker, GgmlType, KernelArg, KernelRegistry, LaunchConfig,
-    MlxBuffer, MlxDevice, Result,
+    CommandEncoder, DType, EncoderWorker, GgmlType, GraphExecutor, KernelArg, KernelRegistry,
+    LaunchConfig, MlxBuffer, MlxDevice, Result,
 };
 
 use super::limits::{copy_gbs, gb_per_s};
@@ -168,6 +168,36 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
     }
     enc.commit_and_wait()?;
     let mut drained = vec![t.elapsed().as_secs_f64() * 1e6 / n as f64];
+
+    // The same kernels recorded once as a graph and replayed: one launch
+    // call for the whole batch.
+    let (pipe, ga, gb, gc) = (pipeline.clone(), a.clone(), b.clone(), c.clone());
+    let mut graph_enc = device.command_encoder_on_new_stream()?;
+    let mut graph = GraphExecutor::capture(&mut graph_enc, move |e| {
+        let args = [
+            KernelArg::Buffer(&ga),
+            KernelArg::Buffer(&gb),
+            KernelArg::Buffer(&gc),
+            KernelArg::pod(&len),
+            KernelArg::pod(&x),
+        ];
+        (0..batch).try_for_each(|_| e.dispatch(&pipe, cfg, &args))
+    })?;
+    graph.replay(&mut graph_enc)?;
+    graph_enc.commit_and_wait()?;
+    let mut per_replayed = Vec::new();
+    for _ in 0..n / batch {
+        let t = Instant::now();
+        graph.replay(&mut graph_enc)?;
+        per_replayed.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        graph_enc.commit_and_wait()?;
+    }
+    let t = Instant::now();
+    for _ in 0..n / batch {
+        graph.replay(&mut graph_enc)?;
+    }
+    graph_enc.commit_and_wait()?;
+    let mut graph_drained = vec![t.elapsed().as_secs_f64() * 1e6 / (n / batch * batch) as f64];
     Ok(vec![
         Row::new(
             format!("dispatch, 5 args, host time per launch ({batch}/batch)"),
@@ -202,6 +232,24 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             "us",
         )
         .note("host and GPU together"),
+        Row::new(
+            format!("GraphExecutor replay of {batch} kernels, host time per kernel"),
+            super::median(&mut per_replayed),
+            "us",
+        )
+        .lower_is_better()
+        .against("target (issue)", target_us),
+        Row::new(
+            format!("{n} tiny kernels as graph replays, per kernel"),
+            super::median(&mut graph_drained),
+            "us",
+        )
+        .lower_is_better()
+        .against(
+            "same kernels launched one by one",
+            super::median(&mut drained),
+        )
+        .note("host and GPU together; ratio = one by one / replayed"),
     ])
 }
 
