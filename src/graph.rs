@@ -19,11 +19,15 @@
 //!   the executor keeps the closure, so the buffers a graph touches live as
 //!   long as the graph.
 //! - While capturing, the closure may only queue work: anything that waits
-//!   for the GPU (`commit_and_wait`, host `read`/`write`, an op allocating
-//!   scratch it frees before returning) fails the capture with an error.
-//!   Other threads must not queue work on the same stream meanwhile, so
-//!   capture on an encoder of its own
-//!   ([`MlxDevice::command_encoder_on_new_stream`]).
+//!   for the GPU (`commit_and_wait`, host `read`/`write` on the capturing
+//!   thread, an op allocating scratch it frees before returning) fails the
+//!   capture with an error.
+//! - Capture needs an encoder of its own
+//!   ([`MlxDevice::command_encoder_on_new_stream`]): the device's shared
+//!   stream carries host reads and writes, and no other thread may queue
+//!   work on the recording stream. Other threads keep working meanwhile:
+//!   their host accesses wait for every stream but the recording one, which
+//!   holds no work that runs (capture first waits for what it held).
 
 use std::sync::Arc;
 
@@ -87,12 +91,10 @@ impl GraphExecutor {
             None => None,
             Some((ctx, stream)) => {
                 let ctx = ctx.clone();
-                ctx.bind()?;
-                cuda::begin_capture(stream)?;
+                let recording = ctx.begin_capture(stream)?;
                 let recorded = record(enc);
-                // End the capture whatever happened, so the stream is usable.
-                let ended = cuda::end_capture(stream);
-                let graph = match (recorded, ended) {
+                // End the recording whatever happened, so the stream is usable.
+                let graph = match (recorded, recording.end()) {
                     (Ok(()), Ok(graph)) => graph,
                     (Err(e), Ok(graph)) => {
                         cuda::destroy_graph(graph);

@@ -2,11 +2,13 @@
 //! events, memory. Everything here is thin and `pub(crate)`; the public
 //! surface is `MlxDevice`, `MlxBuffer` and `CommandEncoder`.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::Arc;
 
 use cudarc::driver::result as cu;
 use cudarc::driver::sys;
+use parking_lot::RwLock;
 
 use crate::{MlxError, Result};
 
@@ -48,7 +50,25 @@ pub(crate) fn err(op: &'static str) -> impl Fn(cu::DriverError) -> MlxError {
 pub(crate) struct CudaContext {
     ctx: Handle<sys::CUcontext>,
     default_stream: Handle<sys::CUstream>,
+    /// Every live stream of the context, so that host access can wait for
+    /// each one but a stream being recorded into a graph: waiting for the
+    /// whole context (`cuCtxSynchronize`) would fail, and break the
+    /// recording, while any stream records. Read-locked while waiting;
+    /// write-locked to add, remove, or start or end a recording.
+    streams: RwLock<Vec<TrackedStream>>,
     pub props: CudaProperties,
+}
+
+#[derive(Debug)]
+struct TrackedStream {
+    stream: Handle<sys::CUstream>,
+    recording: bool,
+}
+
+thread_local! {
+    /// Set while this thread records a graph: its host accesses would read
+    /// or write memory before the recorded work ever runs, so they fail.
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
 }
 
 impl CudaContext {
@@ -81,6 +101,10 @@ impl CudaContext {
         Ok(Arc::new(CudaContext {
             ctx: Handle(ctx),
             default_stream: Handle(stream),
+            streams: RwLock::new(vec![TrackedStream {
+                stream: Handle(stream),
+                recording: false,
+            }]),
             props,
         }))
     }
@@ -115,16 +139,34 @@ impl CudaContext {
         }
     }
 
-    /// Waits for all work queued on every stream of this context.
+    /// Waits for all work queued on every stream of this context (a stream
+    /// being recorded into a graph holds no work that runs).
     pub fn synchronize(&self) -> Result<()> {
-        self.bind()?;
-        cu::ctx::synchronize().map_err(err("synchronize"))
+        self.bind_for_host_access()?;
+        let streams = self.streams.read();
+        for s in streams.iter().filter(|s| !s.recording) {
+            stream_sync(s.stream.0)?;
+        }
+        Ok(())
+    }
+
+    /// Binds the context for a host access, which a thread recording a
+    /// graph may not make.
+    fn bind_for_host_access(&self) -> Result<()> {
+        if RECORDING.get() {
+            return Err(MlxError::invalid(
+                "host access",
+                "this thread is recording a graph, so no queued work has run; \
+                 read, write or wait after the capture",
+            ));
+        }
+        self.bind()
     }
 
     /// Zero-fills `bytes` at `ptr` and waits for it, so the memory is ready
     /// for any stream.
     pub fn zero(&self, ptr: u64, bytes: usize) -> Result<()> {
-        self.bind()?;
+        self.bind_for_host_access()?;
         let s = self.default_stream();
         // SAFETY: `ptr..ptr+bytes` lies in a live allocation.
         unsafe {
@@ -170,16 +212,61 @@ impl CudaContext {
 
     pub fn new_stream(&self) -> Result<Handle<sys::CUstream>> {
         self.bind()?;
-        cu::stream::create(cu::stream::StreamKind::NonBlocking)
+        let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
             .map(Handle)
-            .map_err(err("create stream"))
+            .map_err(err("create stream"))?;
+        self.streams.write().push(TrackedStream {
+            stream,
+            recording: false,
+        });
+        Ok(stream)
     }
 
     pub fn destroy_stream(&self, stream: sys::CUstream) {
+        self.streams.write().retain(|s| s.stream.0 != stream);
         if self.bind().is_ok() {
             // SAFETY: the stream was created by `new_stream` and is destroyed once.
             let _ = unsafe { cu::stream::destroy(stream) };
         }
+    }
+
+    /// Starts recording the work queued on `stream` (one from `new_stream`)
+    /// into a graph, after the work already queued there has finished, so
+    /// that host waits may skip the stream while it records. Relaxed mode:
+    /// compiling a kernel or allocating on first use stays legal meanwhile.
+    /// Host access on this thread fails until the recording ends.
+    pub fn begin_capture(&self, stream: sys::CUstream) -> Result<Recording<'_>> {
+        const OP: &str = "begin graph capture";
+        if stream == self.default_stream() {
+            return Err(MlxError::invalid(
+                OP,
+                "the device's shared stream cannot record, since host reads and \
+                 writes use it; capture on an encoder of its own \
+                 (MlxDevice::command_encoder_on_new_stream)",
+            ));
+        }
+        self.bind_for_host_access()?;
+        let mut streams = self.streams.write();
+        let tracked = streams
+            .iter_mut()
+            .find(|s| s.stream.0 == stream)
+            .ok_or_else(|| MlxError::invalid(OP, "the stream is not one of this context's"))?;
+        stream_sync(stream)?;
+        // SAFETY: the stream is live and is not the legacy NULL stream.
+        unsafe {
+            cu::stream::begin_capture(
+                stream,
+                sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
+            )
+        }
+        .map_err(err(OP))?;
+        tracked.recording = true;
+        RECORDING.set(true);
+        Ok(Recording {
+            ctx: self,
+            stream,
+            ended: false,
+        })
     }
 
     pub fn new_event(&self, timing: bool) -> Result<Handle<sys::CUevent>> {
@@ -298,25 +385,6 @@ impl CudaContext {
     }
 }
 
-/// Starts recording the work queued on `stream` into a graph. Relaxed mode:
-/// compiling a kernel or allocating on first use stays legal meanwhile.
-pub(crate) fn begin_capture(stream: sys::CUstream) -> Result<()> {
-    // SAFETY: the stream is live and is not the legacy NULL stream.
-    unsafe {
-        cu::stream::begin_capture(
-            stream,
-            sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED,
-        )
-    }
-    .map_err(err("begin graph capture"))
-}
-
-/// Ends the capture on `stream`; the graph of what was queued meanwhile.
-pub(crate) fn end_capture(stream: sys::CUstream) -> Result<sys::CUgraph> {
-    // SAFETY: the stream is live and capturing (begin_capture succeeded).
-    unsafe { cu::stream::end_capture(stream) }.map_err(err("end graph capture"))
-}
-
 /// An executable graph from `graph`, which is destroyed either way.
 pub(crate) fn instantiate_graph(graph: sys::CUgraph) -> Result<sys::CUgraphExec> {
     // SAFETY: `graph` came from end_capture and is destroyed exactly once
@@ -343,4 +411,43 @@ pub(crate) fn destroy_graph_exec(exec: sys::CUgraphExec) {
     // SAFETY: called once, from the owner's Drop; a launched graph finishes
     // its queued work before the driver frees it.
     let _ = unsafe { cu::graph::exec_destroy(exec) };
+}
+
+/// A stream recording into a graph (from [`CudaContext::begin_capture`]).
+/// Dropping it without [`Recording::end`] (an error or a panic while
+/// recording) ends the recording and discards the graph, so the stream and
+/// the thread work again.
+pub(crate) struct Recording<'a> {
+    ctx: &'a CudaContext,
+    stream: sys::CUstream,
+    ended: bool,
+}
+
+impl Recording<'_> {
+    /// Ends the recording; the graph of what was queued meanwhile.
+    pub fn end(mut self) -> Result<sys::CUgraph> {
+        self.ended = true;
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<sys::CUgraph> {
+        RECORDING.set(false);
+        let mut streams = self.ctx.streams.write();
+        if let Some(tracked) = streams.iter_mut().find(|s| s.stream.0 == self.stream) {
+            tracked.recording = false;
+        }
+        self.ctx.bind()?;
+        // SAFETY: the stream is live and recording (begin_capture succeeded).
+        unsafe { cu::stream::end_capture(self.stream) }.map_err(err("end graph capture"))
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            if let Ok(graph) = self.finish() {
+                destroy_graph(graph);
+            }
+        }
+    }
 }

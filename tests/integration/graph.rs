@@ -8,6 +8,7 @@ use mlx_native::{CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxDevice, Mlx
 backend_tests! {
     graph_replays_recorded_work => check_replays,
     graph_capture_failures_leave_the_encoder_usable => check_capture_errors,
+    graph_capture_leaves_other_threads_working => check_other_threads_during_capture,
 }
 
 fn all_equal(b: &MlxBuffer, want: f32) -> bool {
@@ -106,9 +107,67 @@ fn check_capture_errors(dev: &MlxDevice) {
         assert!(!e.to_string().is_empty());
         usable(&mut enc, 5.0);
 
+        // Host access on the recording thread would touch memory before the
+        // recorded work has run.
+        let a = buf.clone();
+        let e = GraphExecutor::capture(&mut enc, move |e| {
+            fill(e, &a, 9.0)?;
+            a.read::<f32>().map(drop)
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("recording a graph"), "{e}");
+        usable(&mut enc, 6.0);
+
+        // The shared stream carries host reads and writes: it cannot record.
+        let mut shared = dev.command_encoder().unwrap();
+        let e = GraphExecutor::capture(&mut shared, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("encoder of its own"), "{e}");
+        usable(&mut shared, 7.0);
+
         let mut graph = GraphExecutor::capture(&mut enc, |_| Ok(())).unwrap();
         let mut cpu = MlxDevice::cpu().command_encoder().unwrap();
         let e = graph.replay(&mut cpu).unwrap_err();
         assert!(matches!(e, MlxError::DeviceMismatch { .. }), "{e}");
     }
+}
+
+/// While one thread records, another queues work, waits for it, reads and
+/// writes: host waits skip only the recording stream.
+fn check_other_threads_during_capture(dev: &MlxDevice) {
+    use std::sync::mpsc;
+    let (started, on_start) = mpsc::channel::<()>();
+    let (done, on_done) = mpsc::channel::<()>();
+    let other_dev = dev.clone();
+    let other = std::thread::spawn(move || {
+        on_start.recv().unwrap();
+        let b = MlxBuffer::zeros(&other_dev, DType::F32, &[1000]).unwrap();
+        let mut e = other_dev.command_encoder().unwrap();
+        fill(&mut e, &b, 7.0).unwrap();
+        e.commit_and_wait().unwrap();
+        let filled = all_equal(&b, 7.0);
+        b.write(&[1.0f32; 1000]).unwrap();
+        let written = all_equal(&b, 1.0);
+        done.send(()).unwrap();
+        filled && written
+    });
+
+    let target = MlxBuffer::zeros(dev, DType::F32, &[1000]).unwrap();
+    let t = target.clone();
+    let mut enc = dev.command_encoder_on_new_stream().unwrap();
+    // Runs at capture on CUDA and at the replay on the CPU; the other
+    // thread works while it waits.
+    let mut graph = GraphExecutor::capture(&mut enc, move |e| {
+        fill(e, &t, 2.0)?;
+        let _ = started.send(());
+        let _ = on_done.recv();
+        Ok(())
+    })
+    .unwrap();
+    graph.replay(&mut enc).unwrap();
+    enc.commit_and_wait().unwrap();
+    assert!(
+        other.join().unwrap(),
+        "the other thread saw wrong values during the capture"
+    );
+    assert!(all_equal(&target, 2.0));
 }
