@@ -14,6 +14,9 @@ use parking_lot::{
     MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
+use cudarc::driver::sys;
+
+use crate::device::cuda::Handle;
 use crate::device::{Backend, CudaContext, MlxDevice};
 use crate::{DType, Element, MlxError, Result};
 
@@ -25,7 +28,13 @@ pub(crate) struct Chunk([u8; 64]);
 
 pub(crate) enum Memory {
     Cpu(RwLock<Vec<Chunk>>),
-    Cuda { ptr: u64, ctx: Arc<CudaContext> },
+    /// `ordered_on`: scratch from [`Storage::scratch`], freed in order on
+    /// that stream rather than with a wait.
+    Cuda {
+        ptr: u64,
+        ctx: Arc<CudaContext>,
+        ordered_on: Option<Handle<sys::CUstream>>,
+    },
 }
 
 /// One allocation on one device.
@@ -63,6 +72,7 @@ impl Storage {
                 Memory::Cuda {
                     ptr,
                     ctx: ctx.clone(),
+                    ordered_on: None,
                 }
             }
         };
@@ -72,12 +82,40 @@ impl Storage {
             memory,
         }))
     }
+
+    /// `bytes` of scratch for work queued on `stream` (CUDA) and nowhere
+    /// else, freed in stream order when dropped: neither allocating nor
+    /// freeing waits for the GPU, and both may be recorded into a graph.
+    /// It must be dropped while `stream` lives (see `CommandEncoder::scratch`).
+    pub fn scratch(
+        ctx: &Arc<CudaContext>,
+        device: &MlxDevice,
+        bytes: usize,
+        stream: Handle<sys::CUstream>,
+    ) -> Result<Arc<Storage>> {
+        let ptr = ctx.alloc_async(bytes, stream.0)?;
+        Ok(Arc::new(Storage {
+            device: device.clone(),
+            bytes,
+            memory: Memory::Cuda {
+                ptr,
+                ctx: ctx.clone(),
+                ordered_on: Some(stream),
+            },
+        }))
+    }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if let Memory::Cuda { ptr, ctx } = &self.memory {
-            ctx.free(*ptr);
+        match &self.memory {
+            Memory::Cuda {
+                ptr,
+                ctx,
+                ordered_on: Some(stream),
+            } => ctx.free_async(*ptr, stream.0),
+            Memory::Cuda { ptr, ctx, .. } => ctx.free(*ptr),
+            Memory::Cpu(_) => {}
         }
     }
 }
@@ -347,7 +385,7 @@ impl MlxBuffer {
                 all[self.offset..self.offset + bytes.len()].copy_from_slice(bytes);
                 Ok(())
             }
-            Memory::Cuda { ptr, ctx } => ctx.write(ptr + self.offset as u64, bytes),
+            Memory::Cuda { ptr, ctx, .. } => ctx.write(ptr + self.offset as u64, bytes),
         }
     }
 
@@ -379,7 +417,7 @@ impl MlxBuffer {
                 out.copy_from_slice(&all[self.offset..self.offset + out.len()]);
                 Ok(())
             }
-            Memory::Cuda { ptr, ctx } => ctx.read(out, ptr + self.offset as u64),
+            Memory::Cuda { ptr, ctx, .. } => ctx.read(out, ptr + self.offset as u64),
         }
     }
 

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use cudarc::driver::sys;
 
-use crate::buffer::MlxBuffer;
+use crate::buffer::{element_count_of, MlxBuffer, Storage};
 use crate::device::cuda::{self, Handle};
 use crate::device::{BackendKind, CudaContext};
 use crate::kernels::Pipeline;
-use crate::{MlxDevice, MlxError, Result};
+use crate::{DType, MlxDevice, MlxError, Result};
 
 /// Most parameters a kernel launch may take.
 pub const MAX_KERNEL_ARGS: usize = 32;
@@ -198,6 +198,22 @@ impl CommandEncoder {
 
     pub fn device(&self) -> &MlxDevice {
         &self.device
+    }
+
+    /// A scratch buffer for work this encoder queues, for an op's own use:
+    /// on CUDA allocated and freed in the stream's order (neither waits for
+    /// the GPU, and both may be recorded into a graph), so it must only be
+    /// used by work on this encoder and dropped before the encoder; on the
+    /// CPU plain memory. Its contents are unspecified.
+    pub(crate) fn scratch(&self, dtype: DType, shape: &[usize]) -> Result<MlxBuffer> {
+        let n = element_count_of("scratch", dtype, shape)?;
+        let storage = match &self.queue {
+            Queue::Cpu => Storage::new(&self.device, n * dtype.size_of(), false)?,
+            Queue::Cuda { ctx, stream, .. } => {
+                Storage::scratch(ctx, &self.device, n * dtype.size_of(), *stream)?
+            }
+        };
+        Ok(MlxBuffer::on_storage(storage, dtype, shape))
     }
 
     /// The context and stream of a CUDA encoder (`None` on the CPU).

@@ -96,6 +96,7 @@ impl CudaContext {
         // SAFETY: `ctx` was just retained.
         unsafe { cu::ctx::set_current(ctx) }.map_err(err("set context"))?;
         let props = read_properties(ordinal, device)?;
+        keep_freed_scratch(device)?;
         let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
             .map_err(err("create stream"))?;
         Ok(Arc::new(CudaContext {
@@ -128,6 +129,30 @@ impl CudaContext {
         unsafe { cu::malloc_sync(bytes) }.map_err(|e| {
             MlxError::cuda("alloc", format!("cuMemAlloc of {bytes} bytes failed: {e}"))
         })
+    }
+
+    /// `bytes` of scratch ordered on `stream`: usable by work queued there
+    /// after this call (and by no other stream), until [`Self::free_async`].
+    pub fn alloc_async(&self, bytes: usize, stream: sys::CUstream) -> Result<u64> {
+        self.bind()?;
+        // SAFETY: a live stream of this context; the memory is only used on it.
+        unsafe { cu::malloc_async(stream, bytes) }.map_err(|e| {
+            MlxError::cuda(
+                "alloc",
+                format!("cuMemAllocAsync of {bytes} bytes failed: {e}"),
+            )
+        })
+    }
+
+    /// Frees scratch from [`Self::alloc_async`] once the work queued on
+    /// `stream` before this call has run; the host does not wait.
+    pub fn free_async(&self, ptr: u64, stream: sys::CUstream) {
+        if self.bind().is_ok() {
+            // SAFETY: `ptr` came from alloc_async on `stream`, which is still
+            // live (scratch never outlives the encoder that made it), and is
+            // freed exactly once. An error here cannot be reported.
+            let _ = unsafe { cu::free_async(ptr, stream) };
+        }
     }
 
     /// Frees an allocation. The driver waits for queued work that may use it.
@@ -286,6 +311,25 @@ impl CudaContext {
             // SAFETY: the event was created by `new_event` and is destroyed once.
             let _ = unsafe { cu::event::destroy(event) };
         }
+    }
+}
+
+/// Scratch freed in stream order goes back to the device's default memory
+/// pool; by default the pool returns it to the driver at every
+/// synchronization, so the next step's scratch would be a fresh allocation.
+/// Keeping it makes scratch a pool hit after the first step, at the cost of
+/// holding the largest scratch the process has used.
+fn keep_freed_scratch(device: sys::CUdevice) -> Result<()> {
+    let mut threshold = u64::MAX;
+    // SAFETY: `device` came from cuDeviceGet; the attribute takes a u64.
+    unsafe {
+        let pool = cu::device::get_default_mem_pool(device).map_err(err("memory pool"))?;
+        cu::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .map_err(err("memory pool"))
     }
 }
 

@@ -41,8 +41,9 @@ pub struct GdnPrefillParams<'a> {
     /// Working memory of the CUDA kernels, at least
     /// [`gated_delta_net_prefill_scratch_bytes`](super::gated_delta_net_prefill_scratch_bytes)
     /// bytes, any dtype, starting 16-byte aligned; reused freely between
-    /// calls on one encoder. `None`: each CUDA call allocates its own and
-    /// frees it on return, which waits for the GPU. Unused on the CPU.
+    /// calls on one encoder. `None`: each CUDA call takes its own from the
+    /// encoder's stream-ordered scratch (no wait for the GPU; a pool hit
+    /// after the first call). Unused on the CPU.
     pub scratch: Option<&'a MlxBuffer>,
 }
 

@@ -2,11 +2,14 @@
 
 use std::time::Instant;
 
+use mlx_native::ops::fill::fill;
 use mlx_native::ops::gdn::reference::{gdn_chunked, GdnOutputs};
 use mlx_native::ops::gdn::{gated_delta_net_prefill, GdnPrefillParams, GDN_CHUNK};
-use mlx_native::{DType, MlxBuffer, MlxDevice};
+use mlx_native::{DType, GraphExecutor, MlxBuffer, MlxDevice};
 
-use super::common::{check, round_to, run_prefill, run_recurrent, state_shape, tolerance, Decay};
+use super::common::{
+    check, round_to, run_prefill, run_recurrent, state_shape, tolerance, upload, Decay,
+};
 use crate::gdn_reference::common::Case;
 use crate::harness::{float_buffer, read_f32};
 
@@ -43,6 +46,7 @@ backend_tests! {
     prefill_matches_recurrence => prefill_matches_recurrence,
     prefill_packed_sequences_and_chunk_states => prefill_packed_sequences_and_chunk_states,
     prefill_views_at_offsets_and_state_in_place => prefill_views_at_offsets_and_state_in_place,
+    prefill_recorded_in_a_graph => prefill_recorded_in_a_graph,
 }
 
 /// Lengths around the chunk size, every K and V, group ratios 1–3, with and
@@ -249,5 +253,59 @@ fn prefill_views_at_offsets_and_state_in_place(dev: &MlxDevice) {
                 "{dtype}: the prefill wrote outside the {what} view"
             );
         }
+    }
+}
+
+/// A prefill without caller scratch takes the encoder's stream-ordered
+/// scratch, which a graph may record: each replay gives what a direct call
+/// gives, bit for bit.
+fn prefill_recorded_in_a_graph(dev: &MlxDevice) {
+    let case = Case {
+        l2_norm: true,
+        initial_state: true,
+        seed: 77,
+        ..Case::new(1, 130, (1, 2), (64, 64))
+    };
+    let dtype = DType::BF16;
+    let mut data = case.data();
+    round_to(&mut data, dtype);
+    let direct = run_prefill(dev, &case, &data, dtype, false, None);
+
+    let inputs = upload(dev, &case, &data, dtype);
+    let o = MlxBuffer::zeros(dev, dtype, &[1, 130, 2, 64]).unwrap();
+    let state = MlxBuffer::zeros(dev, DType::F32, &state_shape(&case)).unwrap();
+    let (o_rec, state_rec) = (o.clone(), state.clone());
+    let mut enc = dev.command_encoder_on_new_stream().unwrap();
+    let mut graph = GraphExecutor::capture(&mut enc, move |e| {
+        let params = GdnPrefillParams {
+            l2_normalize_qk: true,
+            ..GdnPrefillParams::default()
+        };
+        let i = &inputs;
+        let init = i.initial_state.as_ref();
+        gated_delta_net_prefill(
+            e,
+            &i.q,
+            &i.k,
+            &i.v,
+            &i.g,
+            &i.beta,
+            init,
+            &o_rec,
+            Some(&state_rec),
+            &params,
+        )
+    })
+    .unwrap();
+    for replay in 0..2 {
+        fill(&mut enc, &o, f64::NAN).unwrap();
+        graph.replay(&mut enc).unwrap();
+        enc.commit_and_wait().unwrap();
+        assert_eq!(read_f32(&o), direct.o, "replay {replay}: o");
+        assert_eq!(
+            read_f32(&state),
+            direct.final_state,
+            "replay {replay}: state"
+        );
     }
 }

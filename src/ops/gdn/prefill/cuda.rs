@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::ops::gdn::params::{GdnCall, GdnPrefillParams, GDN_CHUNK, GDN_MAX_PACKED_SEQUENCES};
-use crate::{CommandEncoder, DType, MlxBuffer, MlxBufferPool, MlxError, Result};
+use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 /// The header both kernel modules include, under its include name.
 pub(crate) const HEADER: (&str, &str) = ("gdn_prefill.cuh", include_str!("gdn_prefill.cuh"));
@@ -200,8 +200,7 @@ pub(super) fn prefill(
     let scratch = match params.scratch {
         Some(b) => b,
         None => {
-            // A one-off allocation; freeing it on return waits for the GPU.
-            own_scratch = MlxBufferPool::new(enc.device()).alloc(DType::U8, &[layout.total])?;
+            own_scratch = enc.scratch(DType::U8, &[layout.total])?;
             &own_scratch
         }
     };
