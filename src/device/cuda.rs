@@ -368,6 +368,48 @@ fn read_properties(ordinal: usize, device: sys::CUdevice) -> Result<CudaProperti
     })
 }
 
+/// A TMA descriptor (`CUtensorMap`, passed to a kernel by value) of the
+/// row-major bf16 matrix at device address `ptr`: `rows` rows of `cols`
+/// elements, `row_stride` bytes apart, read in boxes of `box_rows` ×
+/// `box_cols` elements into shared memory with the 128-byte swizzle (so a
+/// box row is at most 128 bytes). Elements outside the matrix read as zero.
+/// The driver checks the rest: `ptr` and `row_stride` multiples of 16.
+pub(crate) fn bf16_tensor_map(
+    ptr: u64,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    box_rows: u32,
+    box_cols: u32,
+) -> Result<[u64; 16]> {
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::uninit();
+    let dims = [cols as u64, rows as u64];
+    let strides = [row_stride as u64];
+    let boxes = [box_cols, box_rows];
+    let steps = [1u32, 1];
+    // SAFETY: every pointer is to a live local of the length rank 2 needs;
+    // the driver only encodes the descriptor (no memory is touched).
+    let status = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            2,
+            ptr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            steps.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    status.result().map_err(err("encode tensor map"))?;
+    // SAFETY: initialized by the successful call above.
+    Ok(unsafe { map.assume_init() }.opaque)
+}
+
 /// Records `event` on `stream`.
 pub(crate) fn record(event: sys::CUevent, stream: sys::CUstream) -> Result<()> {
     // SAFETY: both handles are live; the caller bound the context.

@@ -187,7 +187,7 @@ fn check_every_type(dev: &MlxDevice) {
 }
 
 /// The tensor-core path alone, for every type, row count and both I/O
-/// dtypes, with n and m tails of the 128 × 128 tiles.
+/// dtypes, with n and m tails of the 64-weight-row × 256-input-row tiles.
 fn check_prefill_every_type(dev: &MlxDevice) {
     let path = QuantizedMatmulPath::Prefill;
     let (n, rows): (usize, &[usize]) = if dev.is_cuda() {
@@ -321,27 +321,32 @@ fn weight_views_on(dev: &MlxDevice, paths: &[QuantizedMatmulPath]) {
         let weight = whole.slice_view(lead, n * row_bytes).unwrap();
         let mut x = vec![9.0f32; 7];
         x.extend_from_slice(&case.x);
-        let input_all = MlxBuffer::from_slice(dev, &x, &[x.len()]).unwrap();
-        let input = input_all.slice_view(7 * 4, m * k).unwrap();
-        let out_all = poisoned(dev, DType::F32, &[m * n + 11]);
-        let output = out_all.slice_view(5 * 4, m * n).unwrap();
-        for &path in paths {
-            let mut enc = dev.command_encoder().unwrap();
-            quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &case.p, path).unwrap();
-            enc.commit_and_wait().unwrap();
-            let all = read_f32(&out_all);
-            assert!(
-                all[..5].iter().chain(&all[5 + m * n..]).all(|v| v.is_nan()),
-                "{ty:?}: wrote outside the output view"
-            );
-            let tol = tolerance(dev, DType::F32, path, m, ty);
-            for (i, &g) in all[5..5 + m * n].iter().enumerate() {
-                let bound = case.bound(i, tol);
+        // Views at 7 elements: 28 bytes (F32) or 14 (BF16), so the prefill
+        // path converts or realigns the input rows before its TMA reads.
+        for dtype in [DType::F32, DType::BF16] {
+            let input_all = float_buffer(dev, &x, dtype, &[x.len()]);
+            let input = input_all.slice_view(7 * dtype.size_of(), m * k).unwrap();
+            let out_all = poisoned(dev, dtype, &[m * n + 11]);
+            let output = out_all.slice_view(5 * dtype.size_of(), m * n).unwrap();
+            for &path in paths {
+                let mut enc = dev.command_encoder().unwrap();
+                quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &case.p, path)
+                    .unwrap();
+                enc.commit_and_wait().unwrap();
+                let all = read_f32(&out_all);
                 assert!(
-                    (g as f64 - case.want[i]).abs() <= bound,
-                    "{ty:?} {path:?} view: output {i}: got {g}, want {}",
-                    case.want[i]
+                    all[..5].iter().chain(&all[5 + m * n..]).all(|v| v.is_nan()),
+                    "{ty:?} {dtype}: wrote outside the output view"
                 );
+                let tol = tolerance(dev, dtype, path, m, ty);
+                for (i, &g) in all[5..5 + m * n].iter().enumerate() {
+                    let bound = case.bound(i, tol);
+                    assert!(
+                        (g as f64 - case.want[i]).abs() <= bound,
+                        "{ty:?} {path:?} {dtype} view: output {i}: got {g}, want {}",
+                        case.want[i]
+                    );
+                }
             }
         }
     }

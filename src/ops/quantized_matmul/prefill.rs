@@ -1,5 +1,5 @@
-//! The prefill kernels' launcher: tiles of 128 × 128 outputs, two wgmma
-//! warpgroups per CTA.
+//! The prefill kernels' launcher: tiles of 256 input rows × 64 weight rows,
+//! two wgmma warpgroups per CTA sharing the dequantized weights.
 //!
 //! One kernel template (`prefill.cu`) is compiled once per weight type, as
 //! its own module, so that a model touching two or three types compiles
@@ -8,9 +8,12 @@
 
 use super::cuda::{kernel_name, register_per_type};
 use super::GgmlQuantizedMatmulParams;
+use crate::device::cuda::bf16_tensor_map;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
 use crate::kernels::KernelRegistry;
+use crate::ops::cast::cast;
+use crate::ops::copy::{copy_strided, StridedCopyParams};
 use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 /// The per-type dequantization header the kernel source includes.
@@ -21,14 +24,18 @@ const DEQUANT_HEADER: (&str, &str) = (
 
 /// Output tile of one CTA (input rows × weight rows) and its threads; they
 /// match `QMM_BM`, `QMM_BN` and `QMM_THREADS` in `prefill.cu`.
-const TILE_M: usize = 128;
-const TILE_N: usize = 128;
+const TILE_M: usize = 256;
+const TILE_N: usize = 64;
 const THREADS: u32 = 256;
-/// Shared-memory slots of the input tile (`QMM_X_SLOTS`, each 128 rows of
-/// 64 bf16) and of the raw weight tile, and the slack that lets the kernel
-/// align the input slots to 1024 bytes (the 128-byte swizzle's period).
+/// Shared-memory slots (`prefill.cu`) of the input tile (`QMM_X_SLOTS`,
+/// each 256 rows of 64 bf16), of the dequantized weights (`QMM_A_SLOTS`,
+/// 64 rows of 64 bf16) and of the raw weight tile, and the slack that lets
+/// the kernel align the bf16 slots to 1024 bytes (the 128-byte swizzle's
+/// period).
 const INPUT_SLOTS: usize = 4;
 const INPUT_SLOT_BYTES: usize = TILE_M * 64 * 2;
+const DEQUANT_SLOTS: usize = 3;
+const DEQUANT_SLOT_BYTES: usize = TILE_N * 64 * 2;
 const WEIGHT_SLOTS: usize = 2;
 const ALIGN_SLACK: usize = 1024;
 
@@ -71,7 +78,10 @@ fn weight_stride(ty: GgmlType) -> usize {
 /// Dynamic shared memory of one CTA (the input tile is bf16 in shared
 /// memory whatever the I/O dtype).
 pub(super) fn shared_bytes(ty: GgmlType) -> usize {
-    ALIGN_SLACK + INPUT_SLOTS * INPUT_SLOT_BYTES + WEIGHT_SLOTS * TILE_N * weight_stride(ty)
+    ALIGN_SLACK
+        + INPUT_SLOTS * INPUT_SLOT_BYTES
+        + DEQUANT_SLOTS * DEQUANT_SLOT_BYTES
+        + WEIGHT_SLOTS * TILE_N * weight_stride(ty)
 }
 
 pub(super) fn launch(
@@ -81,8 +91,7 @@ pub(super) fn launch(
     output: &MlxBuffer,
     p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
-    let dtype = input.dtype();
-    let kernel = kernel_name("prefill", p.ggml_type, dtype);
+    let kernel = kernel_name("prefill", p.ggml_type, output.dtype());
     let too_big = |what: &str, v: usize| {
         MlxError::shape(
             super::OP,
@@ -91,23 +100,32 @@ pub(super) fn launch(
     };
     let dim = |what: &str, v: usize| u32::try_from(v).map_err(|_| too_big(what, v));
     let (m, n, k) = (dim("m", p.m)?, dim("n", p.n)?, dim("k", p.k)?);
-    // The kernel counts 64-element stages of k in 32-bit arithmetic.
-    if k > u32::MAX - 64 {
+    // The kernel counts 64-element stages of k in 32-bit arithmetic, and a
+    // TMA coordinate is an i32.
+    if k > i32::MAX as u32 - 64 {
         return Err(too_big("k", p.k));
     }
-    let grid_y = dim("m / 128", p.m.div_ceil(TILE_M))?;
+    let grid_y = dim("m / 256", p.m.div_ceil(TILE_M))?;
     if grid_y > 65_535 {
         return Err(too_big("m", p.m));
     }
     let row_bytes = p.ggml_type.row_bytes(p.k as u64)? as u64;
-    // The input is copied in 16-byte pieces (cp.async for bf16, float4
-    // loads for f32): rows must start on 16 bytes (device allocations are
-    // 256-byte aligned, so the view offset decides); otherwise the kernel
-    // loads element by element.
-    let es = dtype.size_of();
-    let a_vec = u32::from(input.byte_offset() % 16 == 0 && (p.k * es) % 16 == 0);
+    // The kernel reads the input through a TMA descriptor, which needs bf16
+    // rows starting on 16 bytes; any other input is converted first.
+    let staged;
+    let (rows, row_len) =
+        if input.dtype() == DType::BF16 && input.byte_offset() % 16 == 0 && p.k % 8 == 0 {
+            (input, p.k)
+        } else {
+            staged = bf16_rows(enc, input, p.m, p.k)?;
+            (&staged.0, staged.1)
+        };
+    let address = rows
+        .device_ptr()
+        .ok_or_else(|| MlxError::invalid(super::OP, "the input is not in device memory"))?;
+    let map = bf16_tensor_map(address, p.m, p.k, 2 * row_len, TILE_M as u32, 64)?;
     let config = LaunchConfig {
-        grid: (dim("n / 128", p.n.div_ceil(TILE_N))?, grid_y, 1),
+        grid: (dim("n / 64", p.n.div_ceil(TILE_N))?, grid_y, 1),
         block: (THREADS, 1, 1),
         shared_mem_bytes: shared_bytes(p.ggml_type) as u32,
     };
@@ -115,16 +133,40 @@ pub(super) fn launch(
         &kernel,
         config,
         &[
-            KernelArg::Buffer(input),
+            KernelArg::Bytes(bytemuck::cast_slice(&map)),
             KernelArg::Buffer(weight),
             KernelArg::Buffer(output),
             KernelArg::pod(&m),
             KernelArg::pod(&n),
             KernelArg::pod(&k),
             KernelArg::pod(&row_bytes),
-            KernelArg::pod(&a_vec),
         ],
     )
+}
+
+/// The `m × k` input as bf16 rows of `k` rounded up to 8 elements (so that
+/// each starts on 16 bytes), in the encoder's scratch; the row length.
+fn bf16_rows(
+    enc: &mut CommandEncoder,
+    input: &MlxBuffer,
+    m: usize,
+    k: usize,
+) -> Result<(MlxBuffer, usize)> {
+    let row_len = k.next_multiple_of(8);
+    let rows = enc.scratch(DType::BF16, &[m, row_len])?;
+    if row_len == k {
+        cast(enc, input, &rows)?;
+    } else {
+        let packed = enc.scratch(DType::BF16, &[m, k])?;
+        cast(enc, input, &packed)?;
+        let layout = StridedCopyParams {
+            shape: vec![m, k],
+            src_strides: vec![k, 1],
+            dst_strides: Some(vec![row_len, 1]),
+        };
+        copy_strided(enc, &packed, &rows, &layout)?;
+    }
+    Ok((rows, row_len))
 }
 
 #[cfg(test)]
