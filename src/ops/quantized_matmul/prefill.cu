@@ -52,6 +52,8 @@
 #define QMM_A_SLOTS 3
 #define QMM_A_SLOT_BYTES (QMM_BN * QMM_BK * 2)
 
+static_assert(QMM_THREADS == 4 * QMM_BN, "the weight copy takes four threads per row");
+
 // A CUtensorMap, opaque (cuda.h is not available to NVRTC).
 struct alignas(64) QmmTensorMap { unsigned long long words[16]; };
 
@@ -171,6 +173,11 @@ template <typename Deq, typename T> struct QmmPrefill {
     // wgmma descriptors of slot 0: the dequantized weights and this
     // warpgroup's 128 input rows.
     u64 a_desc, x_desc;
+    // Weight copy: the row this thread copies (rows past n repeat row n − 1:
+    // valid bytes, results dropped), which of every four granules, and the
+    // shared address of its first granule in slot 0.
+    u64 w_copy_row;
+    u32 w_copy_part, w_copy_dst;
 
     // Input stage g into slot g % QMM_X_SLOTS (one thread issues it).
     __device__ void x_issue(int g) {
@@ -178,18 +185,17 @@ template <typename Deq, typename T> struct QmmPrefill {
         qmm_mbar_expect(bar, QMM_X_SLOT_BYTES);
         qmm_tma_2d(qmm_smem_addr(xs + slot * QMM_X_SLOT_BYTES), x_map, g * QMM_BK, (int)m0, bar);
     }
+    // Raw weight stage j into slot j & 1: four threads per row, each taking
+    // every fourth of the 16-byte granules that span the row's bytes.
     __device__ void w_issue(int j) {
         const u64 off = (u64)j * W::STAGE_BYTES;
         const u64 rem = row_bytes - off;
-        const u64 bytes = rem < (u64)W::STAGE_BYTES ? rem : (u64)W::STAGE_BYTES;
-        u8* wb = ws + (j & 1) * (QMM_BN * W::STRIDE);
-        for (int i = threadIdx.x; i < QMM_BN * W::CHUNKS; i += QMM_THREADS) {
-            const int r = i / W::CHUNKS, c = i % W::CHUNKS;
-            const u32 row = n0 + r < n ? n0 + r : n - 1;
-            const u64 start = (u64)w + row * row_bytes + off;
-            const u64 src = (start & ~(u64)15) + 16 * (u64)c;
-            if (src < start + bytes) qmm_cp_async16(qmm_smem_addr(wb + r * W::STRIDE + 16 * c), (const void*)src, 16);
-        }
+        const u64 start = w_copy_row + off, end = start + (rem < (u64)W::STAGE_BYTES ? rem : (u64)W::STAGE_BYTES);
+        const u64 first = (start & ~(u64)15) + 16 * w_copy_part;
+        const u32 dst = w_copy_dst + (j & 1) * (QMM_BN * W::STRIDE);
+#pragma unroll
+        for (int u = 0; u < (W::CHUNKS + 3) / 4; u++)
+            if (first + 64 * u < end) qmm_cp_async16(dst + 64 * u, (const void*)(first + 64 * u), 16);
     }
     // Copy group g: input stage g, and the weight stage first needed by
     // input stage g + 1 (weight stage 0 with group 0). Always commits, so
@@ -270,6 +276,12 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
+    {
+        const u32 r = tid >> 2, row = p.n0 + r < n ? p.n0 + r : n - 1;
+        p.w_copy_row = (u64)w + row * row_bytes;
+        p.w_copy_part = tid & 3;
+        p.w_copy_dst = qmm_smem_addr(p.ws + r * W::STRIDE) + 16 * p.w_copy_part;
+    }
     p.a_desc = qmm_desc(qmm_smem_addr(p.as));
     p.x_desc = qmm_desc(qmm_smem_addr(p.xs) + wg * (128 * 128));
     const int g = lane >> 2;
