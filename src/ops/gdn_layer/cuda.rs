@@ -41,8 +41,9 @@ pub(crate) const KERNELS: &[&str] = &[
 ];
 
 /// Mirrors of the constants in `gdn_layer.cu`.
-const CONV_TOKENS_PER_THREAD: usize = 16;
 const CONV_WINDOW_MAX: usize = 4;
+/// Channels per thread of the `ssm_conv_w4_vec` kernels, for every dtype.
+const CONV_VEC: usize = 4;
 const CONV_THREADS: usize = 256;
 const CONV_MIN_BLOCKS: usize = 2;
 /// Chunks of a row each lane of an `rms_norm_gated` kernel holds, and
@@ -53,7 +54,7 @@ const NORM_VEC_LONG_CHUNKS: usize = 4;
 const NORM_SCALAR_CHUNKS: usize = 8;
 const NORM_VEC_ROWS: usize = 4;
 
-/// The bytes of one access of the `_vec` kernels.
+/// The bytes of one access of the `rms_norm_gated_vec` kernels.
 const VEC_BYTES: usize = 16;
 
 /// Block size of every launch here (`CONV_THREADS` and `NORM_THREADS` in
@@ -99,43 +100,40 @@ pub(super) fn ssm_conv(
     p: &SsmConvParams,
 ) -> Result<()> {
     let dt = dtype_suffix(x.dtype());
-    let (name, vec, tokens_per_thread) = if p.kernel_width > CONV_WINDOW_MAX {
-        let tpt = CONV_TOKENS_PER_THREAD.max(p.kernel_width - 1);
-        (format!("ssm_conv_any_width_{dt}"), 1, tpt)
-    } else if p.channels % vec_len(x.dtype()) == 0
+    let (name, vec) = if p.kernel_width > CONV_WINDOW_MAX {
+        (format!("ssm_conv_any_width_{dt}"), 1)
+    } else if p.channels % CONV_VEC == 0
         && aligned(
-            VEC_BYTES,
+            CONV_VEC * x.dtype().size_of(),
             &[Some(x), Some(out), conv_state_in, conv_state_out],
         )
     {
-        (
-            format!("ssm_conv_w4_vec_{dt}"),
-            vec_len(x.dtype()),
-            CONV_TOKENS_PER_THREAD,
-        )
+        (format!("ssm_conv_w4_vec_{dt}"), CONV_VEC)
     } else {
-        (format!("ssm_conv_w4_{dt}"), 1, CONV_TOKENS_PER_THREAD)
+        (format!("ssm_conv_w4_{dt}"), 1)
     };
-    // A thread keeps one channel group and strides over the token blocks:
-    // one wave of resident threads, the blocks spread evenly over them.
+    // A thread takes one channel group of one chunk of consecutive tokens.
+    // Chunks split the sequences so that about one wave of resident threads
+    // covers them (fewer, longer chunks read fewer halo rows), and hold at
+    // least W − 1 tokens, so that only a sequence's first chunk reads its
+    // carried state.
     let vecs = p.channels / vec;
-    let items = p.batch * p.seq_len.div_ceil(tokens_per_thread);
     let sms = enc
         .device()
         .cuda_properties()
         .map_or(1, |d| d.sm_count as usize);
     let resident = sms * CONV_THREADS * CONV_MIN_BLOCKS;
-    let rounds = items.div_ceil(resident.div_ceil(vecs).clamp(1, items));
-    let lanes = items.div_ceil(rounds);
-    let threads = (vecs * lanes) as u64;
-    let (batch, seq_len, channels, width) = (
+    let chunks = resident.div_ceil(vecs * p.batch).clamp(1, p.seq_len);
+    let tokens_per_thread = p.seq_len.div_ceil(chunks).max(p.kernel_width - 1);
+    let threads = (vecs * p.batch * p.seq_len.div_ceil(tokens_per_thread)) as u64;
+    let (batch, seq_len, channels, width, tpt) = (
         p.batch as u32,
         p.seq_len as u32,
         p.channels as u32,
         p.kernel_width as u32,
+        tokens_per_thread as u32,
     );
-    let tpt = tokens_per_thread as u32;
-    let mut args = vec![
+    let args = [
         KernelArg::Buffer(x),
         KernelArg::Buffer(weight),
         KernelArg::optional(bias),
@@ -146,10 +144,8 @@ pub(super) fn ssm_conv(
         KernelArg::pod(&seq_len),
         KernelArg::pod(&channels),
         KernelArg::pod(&width),
+        KernelArg::pod(&tpt),
     ];
-    if p.kernel_width > CONV_WINDOW_MAX {
-        args.push(KernelArg::pod(&tpt));
-    }
     enc.dispatch_kernel(&name, one_thread_each(threads), &args)
 }
 

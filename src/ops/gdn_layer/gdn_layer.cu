@@ -37,55 +37,37 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[VEC]) {
     *reinterpret_cast<Raw*>(p) = u.raw;
 }
 
-// x · sigmoid(x) with the hardware exp2 and reciprocal: these kernels move
-// 2 to 4 bytes per element, so the precise expf and IEEE division would
-// make them issue-bound. Relative error ≈ (2 + |x|) · 2^-23; for x < −87
-// the exp overflows (or its reciprocal flushes) and the result is −0, the
-// limit.
-__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+// x · sigmoid(x) with the hardware exp2 and reciprocal, flushing subnormal
+// results (as `--use_fast_math` would): these kernels move 2 to 4 bytes per
+// element, so the precise expf and IEEE division would make them
+// issue-bound, and the non-flushing approximations cost three more
+// instructions per element for their subnormal cases. Relative error
+// ≈ (2 + |x|) · 2^-23; for x > 87 the exp flushes to 0 and the result is x;
+// for x < −87 the exp overflows (or its reciprocal flushes) and the result
+// is −0, the limit.
+__device__ __forceinline__ float silu(float x) {
+    float e, r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -1.4426950408889634f));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + e));
+    return x * r;
+}
 
-// ---------------------------------------------------------------------------
-// ssm_conv: y[t, c] = silu(bias[c] + Σ_{j<W} weight[c, W−1−j] · in(t − j, c)),
-// with in(p) = x[p] for p ≥ 0 and the carried state row W − 1 + p for p < 0.
-//
-// Work items are blocks of CONV_TOKENS_PER_THREAD consecutive tokens of one
-// sequence × VEC channels. A thread keeps its channels (and their weights)
-// and strides over the token blocks of every sequence, so the weights are
-// read from DRAM once per thread; inside a block it loads CONV_LOAD_GROUP
-// rows at once and keeps the W − 1 rows before them in registers, so each
-// x element is read from DRAM once (the W − 1 halo rows before a block are
-// read again, from L2). Only the item of a sequence's first block reads its
-// carried state (a block is at least W − 1 tokens long), and that item
-// writes the new state after it has read the old one: so the state may be
-// updated in place.
-// ---------------------------------------------------------------------------
-
-#define CONV_TOKENS_PER_THREAD 16
-// Rows whose loads a thread issues together before using them: with 16
-// bytes per row, 8 rows are what fits in 128 registers beside the
-// accumulators the compiler keeps in flight.
-#define CONV_LOAD_GROUP 8
-// The register-window kernel handles W ≤ CONV_WINDOW_MAX.
-#define CONV_WINDOW_MAX 4
-#define CONV_THREADS 256
-// Blocks of CONV_THREADS each multiprocessor must hold (caps registers at
-// 128), so that the launcher's one wave of threads is resident at once.
-#define CONV_MIN_BLOCKS 2
-
-// The storage bits of a value, in the low bits of a word, and back.
-__device__ __forceinline__ u32 bits_of(float v) { return __float_as_uint(v); }
-__device__ __forceinline__ u32 bits_of(f16_t v) { return v.bits; }
-__device__ __forceinline__ u32 bits_of(bf16_t v) { return v.bits; }
-template <typename T> __device__ __forceinline__ T of_bits(u32 b);
-template <> __device__ __forceinline__ float of_bits<float>(u32 b) { return __uint_as_float(b); }
-template <> __device__ __forceinline__ f16_t of_bits<f16_t>(u32 b) { f16_t r; r.bits = (u16)b; return r; }
-template <> __device__ __forceinline__ bf16_t of_bits<bf16_t>(u32 b) { bf16_t r; r.bits = (u16)b; return r; }
+// Element q of a 32-bit word of 4 / sizeof(T) elements, as f32. A BF16
+// element is the high half of an f32, so it needs one shift or mask, not
+// an extraction and a shift.
+template <typename T> __device__ __forceinline__ float word_elem_to_f32(u32 w, int q);
+template <> __device__ __forceinline__ float word_elem_to_f32<float>(u32 w, int) { return __uint_as_float(w); }
+template <> __device__ __forceinline__ float word_elem_to_f32<f16_t>(u32 w, int q) {
+    return f16_bits_to_f32((u16)(w >> (16 * q)));
+}
+template <> __device__ __forceinline__ float word_elem_to_f32<bf16_t>(u32 w, int q) {
+    return __uint_as_float(q == 0 ? w << 16 : w & 0xffff0000u);
+}
 
 // VEC elements of one row kept as loaded (2 bytes each for F16/BF16), so
 // the rows a thread has in flight cost half the registers of f32. They are
 // held as 32-bit words (two 2-byte elements each), not as 2-byte elements:
-// a 16-bit member would take a register of its own, and the compiler could
-// no longer replace a word's two inputs by two outputs in place.
+// a 16-bit member would take a register of its own.
 template <typename T, int VEC>
 struct RawRow {
     static constexpr int BYTES = VEC * (int)sizeof(T);
@@ -115,26 +97,62 @@ struct RawRow {
         for (int m = 0; m < WORDS; ++m) w[m] = 0;
     }
     __device__ __forceinline__ float operator[](int k) const {
-        return to_f32(of_bits<T>((u32)w[k / PER_WORD] >> (8 * sizeof(T) * (k % PER_WORD))));
-    }
-    // Word m from the PER_WORD elements it holds, as f32.
-    __device__ __forceinline__ void set_word(int m, const float (&v)[PER_WORD]) {
-        u32 word = 0;
-#pragma unroll
-        for (int q = 0; q < PER_WORD; ++q) word |= bits_of(from_f32<T>(v[q])) << (8 * sizeof(T) * q);
-        w[m] = (Word)word;
+        return word_elem_to_f32<T>((u32)w[k / PER_WORD], k % PER_WORD);
     }
 };
 
-// Input of a sequence at token p (p < 0: its carried state; zeros without one).
-// `xb` and `sb` point at the thread's first channel of the sequence.
+// ---------------------------------------------------------------------------
+// ssm_conv: y[t, c] = silu(bias[c] + Σ_{j<W} weight[c, W−1−j] · in(t − j, c)),
+// with in(p) = x[p] for p ≥ 0 and the carried state row W − 1 + p for p < 0.
+//
+// A thread owns VEC channels of one chunk of `tokens_per_thread`
+// consecutive tokens of one sequence (the launcher sizes the chunks so that
+// about one wave of resident threads covers the input), and reads each x
+// element of its chunk once, plus the W − 1 halo rows before it. A chunk
+// is at least W − 1 tokens long, so only a sequence's first chunk reads
+// the carried state, and its thread writes the new state after it has read
+// the old one: so the state may be updated in place.
+//
+// The window kernel streams its rows through a per-thread ring in shared
+// memory with cp.async, CONV_RING_BYTES ahead of the row it computes: the
+// loads stay in flight while it computes, without holding registers.
+//
+// Every dtype takes CONV_VEC = 4 channels per thread (16-byte F32 rows,
+// 8-byte F16/BF16 rows). The resident threads then work on as few chunks
+// at once for BF16 as for F32 (33 on an H200), and the chunks' outputs are
+// as few separate write streams. With 16-byte BF16 rows (twice as many
+// chunks at once) DRAM wrote less efficiently: 0.63× of the copy bandwidth
+// against 0.77× for 8-byte rows; reads alone ran as fast either way.
+// ---------------------------------------------------------------------------
+
+// The window kernel handles W ≤ CONV_WINDOW_MAX.
+#define CONV_WINDOW_MAX 4
+#define CONV_VEC 4
+#define CONV_THREADS 256
+// Blocks of CONV_THREADS each multiprocessor must hold (caps registers at
+// 128), so that the launcher's one wave of threads is resident at once.
+#define CONV_MIN_BLOCKS 2
+// Bytes each thread has in flight: 128 B for 512 threads keep 64 KB per SM
+// in flight, in 32 KB of shared memory per block; half as much measured
+// 1.5 % slower.
+#define CONV_RING_BYTES 128
+
+// Input row of a sequence at token p ≥ 1 − W (p < 0: its carried state),
+// or null for zeros (without a state). `xb` and `sb` point at the thread's
+// first channel of the sequence.
+template <typename T>
+__device__ __forceinline__ const T* conv_row(const T* xb, const T* sb, int p, u32 width, u32 channels) {
+    if (p >= 0) return xb + (u64)p * channels;
+    if (sb != nullptr) return sb + (u64)((int)width - 1 + p) * channels;
+    return nullptr;
+}
+
 template <typename T, int VEC>
 __device__ __forceinline__ RawRow<T, VEC> conv_input(const T* xb, const T* sb, int p, u32 width, u32 channels) {
     RawRow<T, VEC> v;
-    if (p >= 0) {
-        v.load(xb + (u64)p * channels);
-    } else if (sb != nullptr) {
-        v.load(sb + (u64)((int)width - 1 + p) * channels);
+    const T* row = conv_row(xb, sb, p, width, channels);
+    if (row != nullptr) {
+        v.load(row);
     } else {
         v.zero();
     }
@@ -152,180 +170,211 @@ __device__ void conv_write_state(const T* xb, const T* sb, T* sob, int seq_len, 
     }
 }
 
-// Thread `idx` owns channel group idx % vecs and visits items idx / vecs,
-// + lanes, + 2·lanes, … of the batch × blocks token blocks.
+// The thread's channels and chunk: consecutive threads take consecutive
+// channel groups of a chunk, so a warp's accesses to a row are contiguous.
 struct ConvWork {
-    u32 c0, first_item, lanes;
+    u32 c0, seq;
+    int t0, t_end;
     bool valid;
 };
 
-__device__ __forceinline__ ConvWork conv_work(u32 channels, u32 vec) {
+__device__ __forceinline__ ConvWork conv_work(u32 batch, u32 seq_len, u32 channels, u32 vec, u32 tokens_per_thread) {
     ConvWork w;
     const u32 vecs = channels / vec;
+    const u32 chunks = (seq_len + tokens_per_thread - 1) / tokens_per_thread;
     const u64 idx = global_thread_index();
+    const u64 chunk = idx / vecs;
+    w.valid = chunk < (u64)batch * chunks;
     w.c0 = (u32)(idx % vecs) * vec;
-    w.first_item = (u32)(idx / vecs);
-    w.lanes = (u32)(grid_threads() / vecs);
-    w.valid = idx < (u64)w.lanes * vecs;
+    w.seq = (u32)(chunk / chunks);
+    w.t0 = (int)((chunk % chunks) * tokens_per_thread);
+    w.t_end = w.t0 + (int)tokens_per_thread < (int)seq_len ? w.t0 + (int)tokens_per_thread : (int)seq_len;
     return w;
 }
 
-// taps[j]: the weight of the input j tokens back (weight[c, W − 1 − j]),
-// zero past the width.
-struct alignas(16) ConvTaps { float w[CONV_WINDOW_MAX]; };
+// Copies the row at `src` (zeros if `zero`; `src` must still be a valid
+// address) into the thread's ring slot `dst`: asynchronously where
+// cp.async has the size (4, 8 or 16 bytes); the 2-byte rows of the
+// one-element F16/BF16 fallback go through a register, one at a time.
+template <int BYTES>
+__device__ __forceinline__ void conv_fetch(typename RawOf<BYTES>::type* dst, const void* src, bool zero) {
+    typedef typename RawOf<BYTES>::type Raw;
+    if constexpr (BYTES == 16) {
+        // .cg: streamed rows would only crowd L1.
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((u32)__cvta_generic_to_shared(dst)),
+                     "l"(src), "r"(zero ? 0 : 16)
+                     : "memory");
+    } else if constexpr (BYTES >= 4) {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"((u32)__cvta_generic_to_shared(dst)),
+                     "l"(src), "n"(BYTES), "r"(zero ? 0 : BYTES)
+                     : "memory");
+    } else {
+        *dst = zero ? (Raw)0 : *reinterpret_cast<const Raw*>(src);
+    }
+}
+__device__ __forceinline__ void conv_fetch_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of the thread's committed groups are still in flight.
+template <int N> __device__ __forceinline__ void conv_fetch_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
+// The per-thread ring of a window kernel: RING rows of VEC elements, a
+// power of two and a multiple of CONV_WINDOW_MAX rows (see below).
 template <typename T, int VEC>
-__device__ void ssm_conv_window_impl(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
-                                     T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width) {
+struct ConvRing {
+    static constexpr int BYTES = VEC * (int)sizeof(T);
+    static constexpr int RING = CONV_RING_BYTES / BYTES < 16 ? CONV_RING_BYTES / BYTES : 16;
+    static_assert(RING > CONV_WINDOW_MAX && RING % CONV_WINDOW_MAX == 0, "ring of whole row groups, past the halo");
+    typedef typename RawOf<BYTES>::type Raw;
+    // slot[s][tid]: a warp's slots are contiguous, so its copies and reads
+    // are free of bank conflicts. Each thread reads only the slots it filled.
+    typedef Raw Slots[RING][CONV_THREADS];
+};
+
+// FULL: W = CONV_WINDOW_MAX, so the loop has no width test per tap.
+template <typename T, int VEC, bool FULL>
+__device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::Slots& ring, const ConvWork& work,
+                                                     const T* x, const float* weight, const float* bias,
+                                                     const T* state_in, T* out, T* state_out, u32 seq_len,
+                                                     u32 channels, u32 width) {
     constexpr int WMAX = CONV_WINDOW_MAX;
-    constexpr int GROUP = CONV_LOAD_GROUP;
-    typedef RawRow<T, VEC> Row;
-    // The thread's taps and biases, parked in shared memory (each thread
-    // reads only its own): held in registers beside a group of 16-byte rows
-    // they would push the kernel past 128 registers. A group reads them once
-    // per channel, as it computes one channel at a time.
-    __shared__ ConvTaps taps_s[VEC][CONV_THREADS];
-    __shared__ float bias_s[VEC][CONV_THREADS];
-    const ConvWork work = conv_work(channels, VEC);
-    if (!work.valid) return;
+    constexpr int BYTES = ConvRing<T, VEC>::BYTES;
+    constexpr int RING = ConvRing<T, VEC>::RING;
+    typedef typename ConvRing<T, VEC>::Raw Raw;
     const u32 c0 = work.c0;
     const u32 tid = threadIdx.x;
+
+    // taps[k][j]: the weight of channel c0 + k for the input j tokens back
+    // (weight[c, W − 1 − j]), zero past the width.
+    float taps[VEC][WMAX], b[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
         const float* wc = weight + (u64)(c0 + k) * width;
-        ConvTaps taps;
 #pragma unroll
-        for (int j = 0; j < WMAX; ++j) taps.w[j] = j < (int)width ? wc[width - 1 - j] : 0.0f;
-        taps_s[k][tid] = taps;
-        bias_s[k][tid] = bias != nullptr ? bias[c0 + k] : 0.0f;
+        for (int j = 0; j < WMAX; ++j) taps[k][j] = j < (int)width ? wc[width - 1 - j] : 0.0f;
+        b[k] = bias != nullptr ? bias[c0 + k] : 0.0f;
     }
 
-    const u32 blocks = (seq_len + CONV_TOKENS_PER_THREAD - 1) / CONV_TOKENS_PER_THREAD;
-    for (u32 item = work.first_item; item < batch * blocks; item += work.lanes) {
-        const u32 b = item / blocks;
-        const int t0 = (int)((item % blocks) * CONV_TOKENS_PER_THREAD);
-        const u64 seq_off = (u64)b * seq_len * channels + c0;
-        const T* xb = x + seq_off;
-        T* ob = out + seq_off;
-        const u64 state_off = (u64)b * (width - 1) * channels + c0;
-        const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+    const u64 seq_off = (u64)work.seq * seq_len * channels + c0;
+    const T* xb = x + seq_off;
+    const u64 state_off = (u64)work.seq * (width - 1) * channels + c0;
+    const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+    // The thread's rows are in(first + r) for r < rows: WMAX rows of halo,
+    // then its chunk, so that the chunk's rows come in groups of WMAX that
+    // start at a multiple of WMAX and each group's ring slots lie at
+    // constant offsets. Halo rows more than W − 1 tokens back (the first
+    // always) are zero-filled, not read: their taps are skipped, and a later
+    // chunk then never reads the state.
+    const int first = work.t0 - WMAX;
+    const int rows = work.t_end - first;
+    // One commit group per row, so that before row r is read RING + r
+    // groups are committed and waiting for all but the newest RING − 1 of
+    // them means row r has landed.
+#pragma unroll
+    for (int r = 0; r < RING; ++r) {
+        const int p = first + r;
+        const T* src = p >= work.t0 - (int)(width - 1) && p < work.t_end ? conv_row(xb, sb, p, width, channels)
+                                                                          : nullptr;
+        conv_fetch<BYTES>(&ring[r][tid], src != nullptr ? src : xb, src == nullptr);
+        conv_fetch_commit();
+    }
+    // Every later row is a token of the chunk (first + RING > t0).
+    const T* next = xb + (u64)(first + RING) * channels;
 
-        // halo[j − 1] = in(g − j) for the group starting at token g.
-        Row halo[WMAX - 1];
+    // in[r % WMAX] holds row r: the loop steps r by WMAX, so every index
+    // into `in` is a constant and the window slides without moves.
+    float in[WMAX][VEC];
+    auto take = [&](int r, Raw* slot, float (&dst)[VEC]) {
+        conv_fetch_wait<RING - 1>();
+        RawRow<T, VEC> row;
+        row.load(reinterpret_cast<const T*>(slot));
 #pragma unroll
-        for (int j = 1; j < WMAX; ++j) {
-            if (j < (int)width) {
-                halo[j - 1] = conv_input<T, VEC>(xb, sb, t0 - j, width, channels);
-            } else {
-                halo[j - 1].zero();
-            }
-        }
-        const int t_end = t0 + CONV_TOKENS_PER_THREAD < (int)seq_len ? t0 + CONV_TOKENS_PER_THREAD : (int)seq_len;
-        // Running pointers, so no per-row 64-bit offset stays live from a
-        // row's load to its store.
-        const T* px = xb + (u64)t0 * channels;
-        T* po = ob + (u64)t0 * channels;
+        for (int k = 0; k < VEC; ++k) dst[k] = row[k];
+        // The slot is free once its values are in registers. Past the end
+        // it is zero-filled, which keeps one group per row without a branch.
+        const bool past = r + RING >= rows;
+        conv_fetch<BYTES>(slot, past ? xb : next, past);
+        conv_fetch_commit();
+        next += channels;
+    };
+#pragma unroll
+    for (int r = 0; r < WMAX; ++r) take(r, &ring[r][tid], in[r]);
+    T* po = out + seq_off + (u64)work.t0 * channels;
 #pragma unroll 1
-        for (int g = t0; g < t_end; g += GROUP) {
-            const int n = t_end - g < GROUP ? t_end - g : GROUP;
-            Row cur[GROUP];
+    for (int r0 = WMAX; r0 < rows; r0 += WMAX) {
+        Raw* group = &ring[r0 % RING][tid];
 #pragma unroll
-            for (int i = 0; i < GROUP; ++i) {
-                if (i < n) {
-                    cur[i].load(px);
-                } else {
-                    cur[i].zero();
+        for (int i = 0; i < WMAX; ++i) {
+            if (r0 + i >= rows) break;
+            take(r0 + i, group + i * CONV_THREADS, in[i]);
+            float y[VEC];
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) {
+                float acc = b[k];
+                // Oldest input first: the order of the decode kernel, so
+                // prefill and decode round alike. W ≥ 2 (the op rejects
+                // W = 1); taps past W are skipped, not multiplied by zero,
+                // so that an inf or NaN outside the window stays out.
+#pragma unroll
+                for (int j = WMAX - 1; j >= 0; --j) {
+                    if (FULL || j < 2 || j < (int)width) acc = fmaf(taps[k][j], in[(i - j + WMAX) % WMAX][k], acc);
                 }
-                px += channels;
+                y[k] = silu(acc);
             }
-            // One register word (two 2-byte channels, or one f32) at a time,
-            // newest row first: row i is the last to read in(i), so its
-            // outputs can replace its inputs in `cur`.
-#pragma unroll
-            for (int m = 0; m < Row::WORDS; ++m) {
-                constexpr int P = Row::PER_WORD;
-                // Volatile, so the compiler reloads them here instead of
-                // hoisting them out of the loops into registers.
-                ConvTaps taps[P];
-                float bk[P];
-#pragma unroll
-                for (int q = 0; q < P; ++q) {
-                    const volatile float* tk = taps_s[m * P + q][tid].w;
-#pragma unroll
-                    for (int j = 0; j < WMAX; ++j) taps[q].w[j] = tk[j];
-                    bk[q] = *(const volatile float*)&bias_s[m * P + q][tid];
-                }
-                // The next group's halo, before its rows are overwritten.
-                typename Row::Word next_halo[WMAX - 1];
-#pragma unroll
-                for (int j = 1; j < WMAX; ++j) next_halo[j - 1] = cur[GROUP - j].w[m];
-#pragma unroll
-                for (int i = GROUP - 1; i >= 0; --i) {
-                    float y[P];
-#pragma unroll
-                    for (int q = 0; q < P; ++q) {
-                        const int k = m * P + q;
-                        float acc = bk[q];
-                        // Oldest input first: the order of the decode kernel,
-                        // so prefill and decode round alike.
-#pragma unroll
-                        for (int j = WMAX - 1; j >= 0; --j) {
-                            if (j < (int)width) {
-                                const float v = i - j >= 0 ? cur[i - j][k] : halo[j - i - 1][k];
-                                acc = fmaf(taps[q].w[j], v, acc);
-                            }
-                        }
-                        y[q] = silu(acc);
-                    }
-                    cur[i].set_word(m, y);
-                }
-#pragma unroll
-                for (int j = 1; j < WMAX; ++j) halo[j - 1].w[m] = next_halo[j - 1];
-            }
-#pragma unroll
-            for (int i = 0; i < GROUP; ++i) {
-                if (i < n) cur[i].store(po);
-                po += channels;
-            }
+            store_vec<T, VEC>(po, y);
+            po += channels;
         }
-        if (t0 == 0 && state_out != nullptr) {
-            conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
-        }
+    }
+    // The zero-fills past the end must land before the block's shared
+    // memory is handed to the next block.
+    conv_fetch_wait<0>();
+    if (work.t0 == 0 && state_out != nullptr) {
+        conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+    }
+}
+
+// Holds the ring (one array for both loops) and picks the loop for W.
+template <typename T, int VEC>
+__device__ void ssm_conv_window(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
+                                T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width,
+                                u32 tokens_per_thread) {
+    __shared__ typename ConvRing<T, VEC>::Slots ring;
+    const ConvWork work = conv_work(batch, seq_len, channels, VEC, tokens_per_thread);
+    if (!work.valid) return;
+    if (width == CONV_WINDOW_MAX) {
+        ssm_conv_window_impl<T, VEC, true>(ring, work, x, weight, bias, state_in, out, state_out, seq_len, channels,
+                                           width);
+    } else {
+        ssm_conv_window_impl<T, VEC, false>(ring, work, x, weight, bias, state_in, out, state_out, seq_len, channels,
+                                            width);
     }
 }
 
 // Any width: one channel per thread, the W taps read per output (from L1 /
-// L2 after the first touch); blocks of max(16, W − 1) tokens keep the
-// state reads in the first block of each sequence.
+// L2 after the first touch).
 template <typename T>
 __device__ void ssm_conv_any_width_impl(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
                                         T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width,
                                         u32 tokens_per_thread) {
-    const ConvWork work = conv_work(channels, 1);
+    const ConvWork work = conv_work(batch, seq_len, channels, 1, tokens_per_thread);
     if (!work.valid) return;
     const u32 c = work.c0;
     const float* wc = weight + (u64)c * width;
     const float b0 = bias != nullptr ? bias[c] : 0.0f;
-    const u32 blocks = (seq_len + tokens_per_thread - 1) / tokens_per_thread;
-    for (u32 item = work.first_item; item < batch * blocks; item += work.lanes) {
-        const u32 b = item / blocks;
-        const u32 t0 = (item % blocks) * tokens_per_thread;
-        const u64 seq_off = (u64)b * seq_len * channels + c;
-        const T* xb = x + seq_off;
-        const u64 state_off = (u64)b * (width - 1) * channels + c;
-        const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
-        const int t_end = (int)(t0 + tokens_per_thread < seq_len ? t0 + tokens_per_thread : seq_len);
-        for (int t = (int)t0; t < t_end; ++t) {
-            float acc = b0;
-            for (u32 i = 0; i < width; ++i) {  // oldest input first, as in decode
-                const float v = conv_input<T, 1>(xb, sb, t - (int)(width - 1 - i), width, channels)[0];
-                acc = fmaf(wc[i], v, acc);
-            }
-            out[seq_off + (u64)t * channels] = from_f32<T>(silu(acc));
+    const u64 seq_off = (u64)work.seq * seq_len * channels + c;
+    const T* xb = x + seq_off;
+    const u64 state_off = (u64)work.seq * (width - 1) * channels + c;
+    const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
+    for (int t = work.t0; t < work.t_end; ++t) {
+        float acc = b0;
+        for (u32 i = 0; i < width; ++i) {  // oldest input first, as in decode
+            const float v = conv_input<T, 1>(xb, sb, t - (int)(width - 1 - i), width, channels)[0];
+            acc = fmaf(wc[i], v, acc);
         }
-        if (t0 == 0 && state_out != nullptr) {
-            conv_write_state<T, 1>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
-        }
+        out[seq_off + (u64)t * channels] = from_f32<T>(silu(acc));
+    }
+    if (work.t0 == 0 && state_out != nullptr) {
+        conv_write_state<T, 1>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
     }
 }
 
@@ -486,22 +535,23 @@ __device__ void rms_norm_gated_wide_impl(const T* o, const T* z, const float* we
 // ---------------------------------------------------------------------------
 
 #define CONV_ARGS(T) const T *x, const float *weight, const float *bias, const T *state_in, T *out, T *state_out, \
-                     u32 batch, u32 seq_len, u32 channels, u32 width
-#define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width
+                     u32 batch, u32 seq_len, u32 channels, u32 width, u32 tokens_per_thread
+#define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width, tokens_per_thread
 #define NORM_ARGS(T) const T *o, const T *z, const float *weight, T *out, u64 rows, u32 dim, float eps
 #define NORM_PASS o, z, weight, out, rows, dim, eps
 
-// `_vec` kernels: 16-byte accesses, 16 / sizeof(T) elements each.
+// `_vec` kernels: CONV_VEC elements per access for ssm_conv, 16 / sizeof(T)
+// (16 bytes) for the others.
 #define GDN_LAYER_KERNELS(DN, T)                                                                                \
     extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS)                                 \
         ssm_conv_w4_vec_##DN(CONV_ARGS(T)) {                                                                    \
-        ssm_conv_window_impl<T, 16 / sizeof(T)>(CONV_PASS);                                                     \
+        ssm_conv_window<T, CONV_VEC>(CONV_PASS);                                                                \
     }                                                                                                           \
     extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS) ssm_conv_w4_##DN(CONV_ARGS(T)) { \
-        ssm_conv_window_impl<T, 1>(CONV_PASS);                                                                  \
+        ssm_conv_window<T, 1>(CONV_PASS);                                                                       \
     }                                                                                                           \
-    extern "C" __global__ void ssm_conv_any_width_##DN(CONV_ARGS(T), u32 tokens_per_thread) {                   \
-        ssm_conv_any_width_impl<T>(CONV_PASS, tokens_per_thread);                                               \
+    extern "C" __global__ void ssm_conv_any_width_##DN(CONV_ARGS(T)) {                                          \
+        ssm_conv_any_width_impl<T>(CONV_PASS);                                                                  \
     }                                                                                                           \
     extern "C" __global__ void ssm_conv_decode_##DN(const T* x, const float* weight, const float* bias,         \
                                                     T* state, T* out, u32 batch, u32 channels, u32 width) {     \

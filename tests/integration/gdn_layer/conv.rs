@@ -53,8 +53,8 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         bias,
         state,
     };
-    // Channels 37 (odd: one element per access), 64 (16-byte rows); widths
-    // 2 and 3 (padded window), 4, and 6 (the any-width kernel).
+    // Channels 37 (odd: one element per access), 40 and 64 (vector rows);
+    // widths 2 and 3 (padded window), 4, and 6 (the any-width kernel).
     let mut cases = vec![
         c(1, 1, 37, 4, false, true),
         c(2, 2, 64, 4, true, true),
@@ -62,6 +62,7 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         c(3, 17, 64, 4, false, true),
         c(1, 17, 40, 2, true, true),
         c(2, 17, 37, 3, false, true),
+        c(2, 33, 64, 3, true, true),
         c(2, 300, 37, 4, true, true),
         c(1, 300, 64, 4, false, false),
         c(2, 17, 37, 6, true, true),
