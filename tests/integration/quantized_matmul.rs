@@ -452,9 +452,9 @@ fn weight_views_on(
 }
 
 /// The vector path for every type it takes: F32 and BF16 I/O, one block
-/// per row up to several slots per row, k not a multiple of 256 where the
-/// type allows, n from one row to more rows than a CTA per multiprocessor
-/// has warps, with odd tails.
+/// per row (so that three quarters of the warps have no blocks) up to many
+/// segments per row, k not a multiple of 256 where the type allows, n from
+/// one row to several 32-row tiles per CTA, with odd tails.
 fn check_vector_path(dev: &MlxDevice) {
     let path = QuantizedMatmulPath::Vector;
     let cuda = dev.is_cuda();
@@ -465,7 +465,7 @@ fn check_vector_path(dev: &MlxDevice) {
         let b = ty.block_size();
         let mut shapes = vec![(37, b), (19, 3 * b), (1, 5 * b)];
         if cuda {
-            shapes.extend([(301, 2816), (3, 4096 + b), (4099, 512), (2113, 1024 + b)]);
+            shapes.extend([(301, 2816), (3, 4096 + b), (8500, 512), (2113, 1024 + b)]);
         }
         for (si, (n, k)) in shapes.into_iter().enumerate() {
             let case = Case::new(ty, 1, n, k, (11000 + t * 100 + si) as u64);
@@ -477,12 +477,14 @@ fn check_vector_path(dev: &MlxDevice) {
 }
 
 /// Long rows: the Llama-3-8B FFN's k, k that fills the x buffer exactly
-/// (40960, one phase), just past it (two phases, the second one block) and
-/// 57344 and 81920 + 32 (two and three phases, a partial last one).
+/// (32768, one phase), just past it (two phases, the second one block) and
+/// 57344 and 65536 + 256 (two and three phases, a partial last one); then
+/// two phases over more 32-row tiles than an H200 has multiprocessors, so
+/// that a CTA keeps the partial sums of two tiles.
 fn check_vector_long_rows(dev: &MlxDevice) {
     let path = QuantizedMatmulPath::Vector;
     let (n, ks): (usize, &[usize]) = if dev.is_cuda() {
-        (67, &[14336, 40960, 40960 + 256, 57344, 81920 + 256])
+        (67, &[14336, 32768, 32768 + 256, 57344, 65536 + 256])
     } else {
         (3, &[2048])
     };
@@ -501,6 +503,11 @@ fn check_vector_long_rows(dev: &MlxDevice) {
             let dtype = if ki % 2 == 0 { DType::F32 } else { DType::BF16 };
             case.check(dev, dtype, path, tolerance(dev, dtype, path, 1, ty));
         }
+    }
+    if dev.is_cuda() {
+        let (ty, dtype) = (GgmlType::Q4_0, DType::F32);
+        let case = Case::new(ty, 1, 4300, 32768 + 64, 12999);
+        case.check(dev, dtype, path, tolerance(dev, dtype, path, 1, ty));
     }
 }
 

@@ -11,31 +11,36 @@
 // - the weight codes are unpacked with a few logic ops per 4 codes and
 //   multiplied by x with dp4a (4 products and a sum in one instruction);
 //   scales apply once per 16- or 32-element group, in f32;
-// - each warp streams its own weight rows through a private ring of
-//   shared-memory slots filled by bulk async copies (cp.async.bulk, one per
-//   slot, completion on an mbarrier): the copy engine keeps ~100 KB per
-//   multiprocessor in flight without registers, and a copy of the 16-byte
-//   aligned superset of a row segment lands it at its global address mod
-//   16, so views at any 2-byte-aligned offset need no special case; warps
-//   never wait for each other inside the stream.
+// - weights stream through shared memory: each warp has a private ring of
+//   slots filled by bulk async copies (cp.async.bulk, completion on an
+//   mbarrier), so the copy engine keeps ~100 KB per multiprocessor in
+//   flight without registers, and a copy of the 16-byte aligned superset
+//   of a row segment lands it at its global address mod 16: views at any
+//   2-byte-aligned offset need no special case;
+// - shared-memory wavefronts are the scarce resource (a lane reads ~32
+//   bytes of x and the block's bytes per item), so a warp's 32 lanes are 8
+//   rows × 4 columns: the 8 rows read the same x (a broadcast), and the 4
+//   columns — consecutive blocks, or the parts of one K-quant block — read
+//   4 distinct x addresses, one wavefront per 16-byte load.
 //
-// Layout of the work: one CTA per multiprocessor (persistent), owning a
-// contiguous range of rows; warp w takes rows w, w + 16, … of the range, a
-// whole row at a time in segments of up to `T::SB` blocks (one slot each).
-// When k exceeds what shared memory holds (`QV_XCAP` elements), the CTA
-// walks k in phases, x of each phase quantized in turn, and partial row
-// sums wait in shared memory; the launcher then gives a CTA at most
-// `QV_GROUP` rows.
+// Layout of the work: a tile is 32 rows; a CTA (16 warps, persistent, one
+// per multiprocessor) takes tiles blockIdx.x, blockIdx.x + gridDim.x, …;
+// warp w streams rows 8·(w % 4) … + 7 of the tile over quarter w / 4 of k,
+// in segments of `T::SB` blocks per row (one slot: 8 row copies); the four
+// quarters' sums meet in shared memory. When k exceeds what shared memory
+// holds (`QV_XCAP` elements), the CTA walks k in phases, x of each phase
+// quantized in turn, and partial row sums wait in shared memory; the
+// launcher then gives a CTA at most `QV_GROUP` rows.
 //
 // Reading a 16-byte granule that holds at least one byte of the tensor
 // never faults (memory is mapped in pages); bytes outside it are not used.
 
 #include "mlxn_prelude.cuh"
 
-#define QV_WARPS 16     // warps per CTA, each streaming its own rows
+#define QV_WARPS 16     // warps per CTA: 4 row groups × 4 quarters of k
 #define QV_STAGES 3     // slots in a warp's ring
-#define QV_SLOT 3424    // bytes per slot: a segment, its alignment slack and 4 bytes of over-read
-#define QV_XCAP 40960   // x elements quantized at once (a multiple of 256)
+#define QV_ROW_SLOT 464 // bytes of a row's segment in a slot (an odd number of 16-byte units, for banks)
+#define QV_XCAP 32768   // x elements quantized at once (a multiple of 256)
 #define QV_GROUP 256    // most rows of a CTA when k needs several phases
 
 struct QvParams {
@@ -67,6 +72,26 @@ __device__ __forceinline__ void lds_words(const u8* sm, u32 off, u32 (&w)[N]) {
 }
 __device__ __forceinline__ u32 lds16(const u8* sm, u32 off) { return ((const u16*)sm)[off >> 1]; }
 __device__ __forceinline__ int4 lds128(const u8* sm, u32 off) { return ((const int4*)sm)[off >> 4]; }
+// lds_words, with 16-byte loads when `aligned` (the offset a multiple of
+// 16; the same for every lane, so the branch does not diverge): 4 words
+// per wavefront where 4-byte loads of aligned data meet 4-way bank
+// conflicts.
+template <int N>
+__device__ __forceinline__ void lds_words_a(const u8* sm, u32 off, u32 (&w)[N], bool aligned) {
+    static_assert(N % 4 == 0, "whole 16-byte units");
+    if (aligned) {
+#pragma unroll
+        for (int i = 0; i < N / 4; i++) {
+            const int4 v = lds128(sm, off + 16 * i);
+            w[4 * i] = v.x;
+            w[4 * i + 1] = v.y;
+            w[4 * i + 2] = v.z;
+            w[4 * i + 3] = v.w;
+        }
+    } else {
+        lds_words<N>(sm, off, w);
+    }
+}
 
 // Σ a_i · b_i over 4 bytes, a unsigned, b signed, plus c.
 __device__ __forceinline__ int dot4_us(u32 a, int b, int c) {
@@ -111,22 +136,25 @@ __device__ __forceinline__ void nibble_dots(const u32 (&q)[8], const u8* sm, u32
 }
 
 // ---- per-type parts --------------------------------------------------------
-// BB: bytes per block, BE: elements per block, PARTS: threads' shares of a
-// block (each `dot` call takes one), SB: blocks per slot (so that a slot's
-// items are whole rounds of 32 lanes where the slot allows).
-// dot(sm, b, part, xq, xm): the part's contribution, b the block's offset,
-// xq / xm those of the x codes / groups of the block's first element.
+// BB: bytes per block, BE: elements per block, PARTS: lanes' shares of a
+// block (each `dot` call takes one), SB: blocks of a row per slot (whole
+// rounds of the 4 columns where the row slot allows; a segment's bytes,
+// their alignment slack and 4 bytes of over-read fit the row slot).
+// dot(sm, b, part, xq, xm, aligned): the part's contribution, b the
+// block's offset (a multiple of 16 when `aligned`), xq / xm those of the x
+// codes / groups of the block's first element.
 
 template <int BB_, int BE_, int PARTS_> struct QvType {
     static constexpr int BB = BB_, BE = BE_, PARTS = PARTS_;
-    static constexpr int SB_MAX = (QV_SLOT - 33) / BB;
-    static constexpr int SB_ROUND = 32 / PARTS;
+    static constexpr int SB_MAX = (QV_ROW_SLOT - 33) / BB;
+    static constexpr int SB_ROUND = 4 / PARTS < 1 ? 1 : 4 / PARTS;
     static constexpr int SB = SB_MAX >= SB_ROUND ? SB_MAX / SB_ROUND * SB_ROUND : SB_MAX;
+    static_assert(SB >= 1, "a block fits a row slot");
 };
 
 // Q4_0: d, 16 bytes of nibbles; byte j holds elements j (low) and j + 16.
 struct Qv_q4_0 : QvType<18, 32, 1> {
-    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm) {
+    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm, bool) {
         u32 q[4];
         lds_words<4>(sm, b + 2, q);
         const int4 a0 = lds128(sm, xq), a1 = lds128(sm, xq + 16);
@@ -145,7 +173,7 @@ struct Qv_q4_0 : QvType<18, 32, 1> {
 
 // Q8_0: d, 32 signed bytes.
 struct Qv_q8_0 : QvType<34, 32, 1> {
-    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm) {
+    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm, bool) {
         u32 q[8];
         lds_words<8>(sm, b + 2, q);
         const int4 a0 = lds128(sm, xq), a1 = lds128(sm, xq + 16);
@@ -190,9 +218,9 @@ __device__ __forceinline__ float k4_combine(const K4Scales& s, int lo, int hi, c
 }
 
 struct Qv_q4_k : QvType<144, 256, 4> {
-    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int g, u32 xq, u32 xm) {
+    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int g, u32 xq, u32 xm, bool aligned) {
         u32 q[8];
-        lds_words<8>(sm, b + 16 + 32 * g, q);
+        lds_words_a<8>(sm, b + 16 + 32 * g, q, aligned);
         int lo, hi;
         nibble_dots(q, sm, xq + 64 * g, xq + 64 * g + 32, lo, hi);
         return k4_combine(k4_scales(sm, b, g), lo, hi, sm, xm, g);
@@ -202,10 +230,10 @@ struct Qv_q4_k : QvType<144, 256, 4> {
 // Q5_K: as Q4_K, with the fifth bits in 32 bytes qh: bit 2g of qh[j] for
 // element 64g + j, bit 2g + 1 for element 64g + 32 + j.
 struct Qv_q5_k : QvType<176, 256, 4> {
-    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int g, u32 xq, u32 xm) {
+    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int g, u32 xq, u32 xm, bool aligned) {
         u32 q[8], qh[8];
-        lds_words<8>(sm, b + 48 + 32 * g, q);
-        lds_words<8>(sm, b + 16, qh);
+        lds_words_a<8>(sm, b + 48 + 32 * g, q, aligned);
+        lds_words_a<8>(sm, b + 16, qh, aligned);
         const int4 a0 = lds128(sm, xq + 64 * g), a1 = lds128(sm, xq + 64 * g + 16);
         const int4 b0 = lds128(sm, xq + 64 * g + 32), b1 = lds128(sm, xq + 64 * g + 48);
         const int xa[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
@@ -227,7 +255,7 @@ struct Qv_q5_k : QvType<176, 256, 4> {
 // scale per 16 elements. Part p: half p / 2, ql run a = p % 2: elements
 // 32a + [0, 32) (low nibbles) and 64 + 32a + [0, 32) (high).
 struct Qv_q6_k : QvType<210, 256, 4> {
-    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int p, u32 xq, u32 xm) {
+    __device__ static __forceinline__ float dot(const u8* sm, u32 b, int p, u32 xq, u32 xm, bool) {
         const int h = p >> 1, a = p & 1;
         u32 q[8], qh[8];
         lds_words<8>(sm, b + 64 * h + 32 * a, q);
@@ -259,8 +287,8 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
     return a;
 }
-__device__ __forceinline__ void mbar_init(u32 bar) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
 }
 // Arms the barrier for `bytes` and starts their copy from global `src`.
 __device__ __forceinline__ void bulk_copy(u32 dst, const u8* src, u32 bytes, u32 bar) {
@@ -295,107 +323,139 @@ __device__ __forceinline__ int rint_s32(float v) {
 
 // x[e0 … e0 + count) → codes at xq and group sums at xm (offsets in
 // shared memory); count is a multiple of 32. Each lane quantizes 8
-// consecutive elements; 4 lanes make a group.
+// consecutive elements (4 lanes make a group) of up to 4 chunks of 256,
+// all loaded before any is converted, so that their reads overlap.
 template <class IO>
 __device__ __forceinline__ void quantize_x(const IO* __restrict__ x, u32 e0, u32 count, u8* sm, u32 xq, u32 xm) {
+    constexpr int BATCH = 4;
+    constexpr u32 STRIDE = QV_WARPS * 256;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (u32 c = warp * 256; c < count; c += QV_WARPS * 256) {
-        const u32 e = c + 8 * lane;
-        const bool live = e < count;
-        float v[8], amax = 0.f;
+    for (u32 c0 = warp * 256 + 8 * lane; c0 - 8 * lane < count; c0 += BATCH * STRIDE) {
+        float v[BATCH][8];
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            v[j] = live ? to_f32(x[e0 + e + j]) : 0.f;
-            amax = fmaxf(amax, fabsf(v[j]));
-        }
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const float d = div_rn(amax, 127.f);
-        u32 packed[2] = {0, 0};
-        int s = 0;
+        for (int u = 0; u < BATCH; u++) {
+            const u32 e = c0 + u * STRIDE;
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const int q = d > 0.f ? rint_s32(div_rn(v[j], d)) : 0;
-            s += q;
-            packed[j / 4] |= ((u32)q & 0xFFu) << (8 * (j % 4));
+            for (int j = 0; j < 8; j++) v[u][j] = e < count ? to_f32(x[e0 + e + j]) : 0.f;
         }
-        const int s16 = s + __shfl_xor_sync(0xffffffffu, s, 1);
-        const int s32 = s16 + __shfl_xor_sync(0xffffffffu, s16, 2);
-        if (live) {
-            *(uint2*)(sm + xq + e) = make_uint2(packed[0], packed[1]);
-            if ((lane & 3) == 0) *(int4*)(sm + xm + 16 * (e / 32)) = make_int4(__float_as_int(d), s32, s16, s32 - s16);
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            const u32 e = c0 + u * STRIDE;
+            float amax = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[u][j]));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+            const float d = div_rn(amax, 127.f);
+            u32 packed[2] = {0, 0};
+            int s = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int q = d > 0.f ? rint_s32(div_rn(v[u][j], d)) : 0;
+                s += q;
+                packed[j / 4] |= ((u32)q & 0xFFu) << (8 * (j % 4));
+            }
+            const int s16 = s + __shfl_xor_sync(0xffffffffu, s, 1);
+            const int s32 = s16 + __shfl_xor_sync(0xffffffffu, s16, 2);
+            if (e < count) {
+                *(uint2*)(sm + xq + e) = make_uint2(packed[0], packed[1]);
+                if ((lane & 3) == 0)
+                    *(int4*)(sm + xm + 16 * (e / 32)) = make_int4(__float_as_int(d), s32, s16, s32 - s16);
+            }
         }
     }
 }
 
 // ---- the kernel template ---------------------------------------------------
 
-// Where a warp's stream stands: phase, row, segment. The copies run
-// `QV_STAGES` segments ahead of the sums, in the same order.
+// Where a warp's stream stands: phase, the CTA's tile (0, 1, …), segment.
+// The copies run `QV_STAGES` segments ahead of the sums, in the same order.
 struct QvCursor {
-    u32 ph, row, seg;
+    u32 ph, tile, seg;
 };
 
 template <class T, class IO>
 __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restrict__ wt, IO* __restrict__ out,
                                    const QvParams p) {
+    constexpr u32 SLOT = 8 * QV_ROW_SLOT;  // a warp's slot: its 8 rows
     extern __shared__ int4 smem_vec[];
     u8* sm = (u8*)smem_vec;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const u32 rg = warp & 3, quarter = warp >> 2;  // row group, quarter of k
+    const u32 r = lane >> 2, col = lane & 3;         // this lane's row in the group, column
 
-    // This CTA's rows and k phases.
-    const u32 row_begin = (u32)((u64)p.n * blockIdx.x / gridDim.x);
-    const u32 row_end = (u32)((u64)p.n * (blockIdx.x + 1) / gridDim.x);
+    const u32 n_tiles = (p.n + 31) / 32;
+    const u32 my_tiles = n_tiles > blockIdx.x ? (n_tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
     const u32 phase_blocks = QV_XCAP / T::BE;
     const u32 n_phases = (p.row_blocks + phase_blocks - 1) / phase_blocks;
     const u32 x_elems = n_phases > 1 ? QV_XCAP : p.row_blocks * T::BE;
 
     // Shared memory: the warps' rings, their barriers, x codes, x group
-    // sums, the rows' partial sums (several phases only).
-    const u32 ring = warp * QV_STAGES * QV_SLOT;
-    const u32 bars = QV_WARPS * QV_STAGES * QV_SLOT;
+    // sums, the quarters' sums of two tiles, the rows' partial sums (several
+    // phases only).
+    const u32 ring = warp * QV_STAGES * SLOT;
+    const u32 bars = QV_WARPS * QV_STAGES * SLOT;
     const u32 xq = bars + QV_WARPS * QV_STAGES * 8;
     const u32 xm = xq + x_elems;
-    float* sums = (float*)(sm + xm + x_elems / 2);
+    float* quarter_sums = (float*)(sm + xm + x_elems / 2);  // [2][4][32]
+    float* row_sums = quarter_sums + 2 * 4 * 32;          // [QV_GROUP]
     const u32 bar0 = smem_addr(sm + bars) + warp * QV_STAGES * 8;
     const u32 ring0 = smem_addr(sm + ring);
 
+    // This warp's blocks of a phase: [q0, q1).
+    auto quarter_blocks = [&](u32 ph, u32& q0, u32& q1) {
+        const u32 p0 = ph * phase_blocks, len = min(phase_blocks, p.row_blocks - p0);
+        q0 = p0 + len * quarter / 4;
+        q1 = p0 + len * (quarter + 1) / 4;
+    };
     auto seg_count = [&](u32 ph) {
-        return (min(phase_blocks, p.row_blocks - ph * phase_blocks) + T::SB - 1) / T::SB;
+        u32 q0, q1;
+        quarter_blocks(ph, q0, q1);
+        return (q1 - q0 + T::SB - 1) / T::SB;
     };
-    // First block and block count of a segment.
     auto seg_blocks = [&](const QvCursor& c, u32& b0, u32& nb) {
-        b0 = c.ph * phase_blocks + c.seg * T::SB;
-        nb = min((u32)T::SB, min(p.row_blocks, (c.ph + 1) * phase_blocks) - b0);
+        u32 q0, q1;
+        quarter_blocks(c.ph, q0, q1);
+        b0 = q0 + c.seg * T::SB;
+        nb = min((u32)T::SB, q1 - b0);
     };
-    auto seg_address = [&](const QvCursor& c, u32 b0) { return wt + c.row * p.row_bytes + (u64)b0 * T::BB; };
+    // Row `i` of this warp's group in a tile; rows past n repeat row n − 1
+    // (valid bytes, results dropped).
+    auto row_of = [&](u32 tile, u32 i) { return min((blockIdx.x + tile * gridDim.x) * 32 + rg * 8 + i, p.n - 1); };
+    auto seg_address = [&](const QvCursor& c, u32 i, u32 b0) {
+        return wt + row_of(c.tile, i) * p.row_bytes + (u64)b0 * T::BB;
+    };
 
-    // The copies' cursor: this warp's rows in each phase; done at
-    // ph == n_phases (at once for a warp without rows).
-    QvCursor fetch{row_begin + warp < row_end ? 0 : n_phases, row_begin + warp, 0};
-    // Lane 0 copies the segment under `fetch` into `slot`; every lane moves
-    // the cursor on.
+    // The copies' cursor; done at ph == n_phases.
+    QvCursor fetch{0, 0, 0};
+    auto settle = [&]() {
+        while (fetch.ph < n_phases && (fetch.tile == my_tiles || seg_count(fetch.ph) == 0)) {
+            fetch.ph++;
+            fetch.tile = 0;
+        }
+    };
+    settle();
+    // Lanes 0 … 7 copy their row's part of the segment under `fetch` into
+    // `slot`; every lane moves the cursor on.
     auto issue = [&](u32 slot) {
         if (fetch.ph == n_phases) return;
-        if (lane == 0) {
+        if (lane < 8) {
             u32 b0, nb;
             seg_blocks(fetch, b0, nb);
-            const u8* src = seg_address(fetch, b0);
+            const u8* src = seg_address(fetch, lane, b0);
             const u8* lo = (const u8*)((u64)src & ~(u64)15);
             const u32 bytes = (u32)((((u64)src + nb * T::BB + 15) & ~(u64)15) - (u64)lo);
-            bulk_copy(ring0 + slot * QV_SLOT, lo, bytes, bar0 + 8 * slot);
+            bulk_copy(ring0 + slot * SLOT + lane * QV_ROW_SLOT, lo, bytes, bar0 + 8 * slot);
         }
         if (++fetch.seg < seg_count(fetch.ph)) return;
         fetch.seg = 0;
-        fetch.row += QV_WARPS;
-        if (fetch.row < row_end) return;
-        fetch.ph++;
-        fetch.row = row_begin + warp;
+        fetch.tile++;
+        settle();
     };
 
     if (lane == 0) {
 #pragma unroll
-        for (int s = 0; s < QV_STAGES; s++) mbar_init(bar0 + 8 * s);
+        for (int s = 0; s < QV_STAGES; s++) mbar_init(bar0 + 8 * s, 8);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncwarp();
@@ -403,25 +463,28 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
 #pragma unroll
     for (int s = 0; s < QV_STAGES; s++) issue(s);
 
-    u32 slot = 0, parity = 0;
+    u32 slot = 0, parity = 0, tiles_done = 0;
     for (u32 ph = 0; ph < n_phases; ph++) {
         if (ph > 0) __syncthreads();  // every warp is done with the previous phase's x
         const u32 e0 = ph * phase_blocks * T::BE;
         quantize_x(x, e0, min(x_elems, p.row_blocks * T::BE - e0), sm, xq, xm);
         __syncthreads();
-        for (QvCursor c{ph, row_begin + warp, 0}; c.row < row_end; c.row += QV_WARPS) {
+        const u32 segs = seg_count(ph);
+        for (QvCursor c{ph, 0, 0}; c.tile < my_tiles; c.tile++, tiles_done++) {
             float acc = 0.f;
-            for (c.seg = 0; c.seg < seg_count(ph); c.seg++) {
+            for (c.seg = 0; c.seg < segs; c.seg++) {
                 u32 b0, nb;
                 seg_blocks(c, b0, nb);
-                const u32 base = ring + slot * QV_SLOT + (u32)((u64)seg_address(c, b0) & 15);
-                const u32 xb = (b0 - ph * phase_blocks) * T::BE;
+                const u32 base = ring + slot * SLOT + r * QV_ROW_SLOT + (u32)((u64)seg_address(c, r, b0) & 15);
+                const u32 xb = (b0 - ph * phase_blocks) * T::BE;  // x offset of the segment in this phase
+                const bool aligned = (base & 15) == 0;
                 mbar_wait(bar0 + 8 * slot, parity);
                 const u32 items = nb * T::PARTS;
 #pragma unroll 2
-                for (u32 t = lane; t < items; t += 32) {
+                for (u32 t = col; t < items; t += 4) {
                     const u32 bi = t / T::PARTS, part = t % T::PARTS;
-                    acc += T::dot(sm, base + bi * T::BB, (int)part, xq + xb + bi * T::BE, xm + (xb + bi * T::BE) / 2);
+                    acc += T::dot(sm, base + bi * T::BB, (int)part, xq + xb + bi * T::BE, xm + (xb + bi * T::BE) / 2,
+                                  aligned);
                 }
                 __syncwarp();  // every lane has read the slot before it is refilled
                 issue(slot);
@@ -430,20 +493,32 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
                     parity ^= 1;
                 }
             }
-            acc = warp_sum(acc);
-            if (lane == 0) {
-                if (n_phases == 1) {
-                    out[c.row] = from_f32<IO>(acc);
-                } else {
-                    float* s = sums + (c.row - row_begin);
-                    *s = ph == 0 ? acc : *s + acc;
+            // The row's sum over this quarter, then over the four quarters.
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+            float* qs = quarter_sums + (tiles_done & 1) * 128;
+            if (col == 0) qs[quarter * 32 + rg * 8 + r] = acc;
+            __syncthreads();
+            if (threadIdx.x < 32) {
+                const float v = qs[threadIdx.x] + qs[32 + threadIdx.x] + qs[64 + threadIdx.x] + qs[96 + threadIdx.x];
+                const u32 row = (blockIdx.x + c.tile * gridDim.x) * 32 + threadIdx.x;
+                if (row < p.n) {
+                    if (n_phases == 1) {
+                        out[row] = from_f32<IO>(v);
+                    } else {
+                        float* s = row_sums + c.tile * 32 + threadIdx.x;
+                        *s = ph == 0 ? v : *s + v;
+                    }
                 }
             }
         }
     }
     if (n_phases > 1) {
         __syncthreads();
-        for (u32 r = row_begin + threadIdx.x; r < row_end; r += QV_WARPS * 32) out[r] = from_f32<IO>(sums[r - row_begin]);
+        for (u32 i = threadIdx.x; i < my_tiles * 32; i += QV_WARPS * 32) {
+            const u32 row = (blockIdx.x + i / 32 * gridDim.x) * 32 + i % 32;
+            if (row < p.n) out[row] = from_f32<IO>(row_sums[i]);
+        }
     }
 }
 

@@ -23,12 +23,14 @@ pub(super) const TYPES: [GgmlType; 5] = [
     GgmlType::Q6_K,
 ];
 
-/// `QV_WARPS`, `QV_STAGES`, `QV_SLOT`, `QV_XCAP`, `QV_GROUP` in `vector.cu`.
+/// `QV_WARPS`, `QV_STAGES`, `QV_ROW_SLOT`, `QV_XCAP`, `QV_GROUP` in
+/// `vector.cu`; a tile is 32 rows, a warp's slot 8 row slots.
 const WARPS: usize = 16;
 const STAGES: usize = 3;
-const SLOT: usize = 3424;
-const XCAP: usize = 40960;
+const ROW_SLOT: usize = 464;
+const XCAP: usize = 32768;
 const GROUP: usize = 256;
+const TILE: usize = 32;
 
 /// Mirrors `QvParams` in `vector.cu`.
 #[repr(C)]
@@ -48,12 +50,16 @@ pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
 
 /// Dynamic shared memory of one CTA, laid out as in `qv`: the warps' rings
 /// and barriers, x codes (1 byte per element) and group sums (16 bytes per
-/// 32 elements) of one phase, and, with several phases, the rows' partial
-/// sums.
+/// 32 elements) of one phase, the four quarters' sums of two tiles, and,
+/// with several phases, the rows' partial sums.
 fn shared_bytes(k: usize) -> usize {
     let phased = k > XCAP;
     let x = if phased { XCAP } else { k };
-    WARPS * STAGES * (SLOT + 8) + x + x / 2 + if phased { GROUP * 4 } else { 0 }
+    WARPS * STAGES * (8 * ROW_SLOT + 8)
+        + x
+        + x / 2
+        + 2 * 4 * TILE * 4
+        + if phased { GROUP * 4 } else { 0 }
 }
 
 pub(super) fn launch(
@@ -80,12 +86,13 @@ pub(super) fn launch(
         n: dim("n", p.n)?,
         row_blocks: dim("blocks per row", p.k / p.ggml_type.block_size())?,
     };
-    // One CTA per multiprocessor, each with at least a row per warp; when k
+    // One CTA per multiprocessor (at most one per 32-row tile); when k
     // takes several phases, enough CTAs that each holds the partial sums of
     // its rows (at most `GROUP`), in several waves if need be.
-    let mut ctas = p.n.div_ceil(WARPS).min(sms);
+    let tiles = p.n.div_ceil(TILE);
+    let mut ctas = tiles.min(sms);
     if p.k > XCAP {
-        ctas = ctas.max(p.n.div_ceil(GROUP));
+        ctas = ctas.max(tiles.div_ceil(GROUP / TILE));
     }
     let config = LaunchConfig {
         grid: (dim("CTAs", ctas)?, 1, 1),
