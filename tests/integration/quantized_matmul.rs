@@ -100,21 +100,17 @@ struct Tolerance {
 }
 
 /// The vector path's input: each run of 32 elements of a row as int8 codes
-/// `q = round(x / d)` (ties to even) with `d = amax / 127`, both in f32 as
-/// the kernel computes them, returned dequantized (`q · d`, exact in f64).
+/// `q = round(x · (1 / d))` (ties to even) with `d = amax / 127`, in f32 as
+/// the kernel computes them (zeros where d is below the smallest normal
+/// f32), returned dequantized (`q · d`, exact in f64).
 fn quantize_input_q8(x: &[f32]) -> Vec<f64> {
     x.chunks(32)
         .flat_map(|run| {
             let amax = run.iter().fold(0f32, |a, v| a.max(v.abs()));
             let d = amax / 127.0;
-            run.iter().map(move |&v| {
-                let q = if d > 0.0 {
-                    (v / d).round_ties_even()
-                } else {
-                    0.0
-                };
-                q as f64 * d as f64
-            })
+            let inv = if d >= f32::MIN_POSITIVE { 1.0 / d } else { 0.0 };
+            run.iter()
+                .map(move |&v| (v * inv).round_ties_even() as f64 * d as f64)
         })
         .collect()
 }

@@ -18,13 +18,15 @@
 //! The vector path (m = 1; Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) multiplies
 //! integers, like llama.cpp's MMVQ kernels: it quantizes the input to 8
 //! bits per 32 elements — scale `d = amax / 127` of the 32 elements, codes
-//! `q = round(x / d)` (f32 division, ties to even) — and takes exact
+//! `q = round(x · (1 / d))` (f32 operations, ties to even) — and takes exact
 //! integer dot products of those codes with the weight codes, scaled in
 //! f32 once per 16 or 32 elements. Each input element thus moves by up to
 //! `d / 2`, 1/254 of the largest magnitude in its 32 elements, so an
 //! output's error is about `Σ |w| · d / 2` over k in the worst case (a
 //! relative error near 2⁻⁹ of `Σ |x·w|` for inputs of similar magnitude,
-//! much less on average as the roundings cancel), plus f32 summation.
+//! much less on average as the roundings cancel), plus f32 summation. A
+//! run of 32 elements whose largest magnitude is below 127 · 2⁻¹²⁶ (where
+//! `d` has no finite f32 inverse) counts as zeros.
 //!
 //! The decode path multiplies on tensor cores, with f16 operands: each
 //! weight is dequantized to f16 (K-quant sub-block scales and mins are

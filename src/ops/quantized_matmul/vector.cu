@@ -4,8 +4,9 @@
 // At m = 1 the product is a stream of the weight bytes; what limits it is
 // the instructions spent per byte and the bytes kept in flight. So:
 // - x is quantized once per CTA into shared memory: per 32 elements a scale
-//   d = amax / 127 and int8 codes q = rint(x / d) (IEEE division, ties to
-//   even, so a host reference can repeat it exactly), with the sums of the
+//   d = amax / 127 and int8 codes q = rint(x · (1 / d)) (IEEE f32
+//   operations, ties to even, so a host reference can repeat them
+//   exactly), with the sums of the
 //   codes over the 32 elements and over each half, which turn the weight
 //   codes' offsets and mins into one integer product;
 // - the weight codes are unpacked with a few logic ops per 4 codes and
@@ -69,6 +70,20 @@ __device__ __forceinline__ void lds_words(const u8* sm, u32 off, u32 (&w)[N]) {
     for (int i = 0; i <= N; i++) raw[i] = a[i];
 #pragma unroll
     for (int i = 0; i < N; i++) w[i] = shf_r(raw[i], raw[i + 1], sh);
+}
+// A block that opens with its f16 scale d (Q4_0, Q8_0): d and the N words
+// after it, from N + 1 aligned loads (the block starts at most 2 bytes past
+// the first); a clamped funnel shift of 32 takes the second word whole.
+template <int N>
+__device__ __forceinline__ float lds_scaled_block(const u8* sm, u32 off, u32 (&w)[N]) {
+    const u32* a = (const u32*)(sm + (off & ~3u));
+    const u32 sh = (off & 2u) * 8;
+    u32 raw[N + 1];
+#pragma unroll
+    for (int i = 0; i <= N; i++) raw[i] = a[i];
+#pragma unroll
+    for (int i = 0; i < N; i++) asm("shf.r.clamp.b32 %0, %1, %2, %3;" : "=r"(w[i]) : "r"(raw[i]), "r"(raw[i + 1]), "r"(sh + 16));
+    return f16_bits_to_f32((u16)(raw[0] >> sh));
 }
 __device__ __forceinline__ u32 lds16(const u8* sm, u32 off) { return ((const u16*)sm)[off >> 1]; }
 __device__ __forceinline__ int4 lds128(const u8* sm, u32 off) { return ((const int4*)sm)[off >> 4]; }
@@ -156,7 +171,7 @@ template <int BB_, int BE_, int PARTS_> struct QvType {
 struct Qv_q4_0 : QvType<18, 32, 1> {
     __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm, bool) {
         u32 q[4];
-        lds_words<4>(sm, b + 2, q);
+        const float d = lds_scaled_block<4>(sm, b, q);
         const int4 a0 = lds128(sm, xq), a1 = lds128(sm, xq + 16);
         const int xa[4] = {a0.x, a0.y, a0.z, a0.w}, xb[4] = {a1.x, a1.y, a1.z, a1.w};
         int lo = 0, hi = 0;  // hi: 16 × Σ (high nibble)·x, the nibbles masked in place
@@ -167,7 +182,7 @@ struct Qv_q4_0 : QvType<18, 32, 1> {
         }
         const XMeta x = x_meta(sm, xm);
         const int sumi = lo + (hi >> 4) - 8 * x.s32;  // Σ (q − 8)·x
-        return f16_bits_to_f32((u16)lds16(sm, b)) * x.d * (float)sumi;
+        return d * x.d * (float)sumi;
     }
 };
 
@@ -175,13 +190,13 @@ struct Qv_q4_0 : QvType<18, 32, 1> {
 struct Qv_q8_0 : QvType<34, 32, 1> {
     __device__ static __forceinline__ float dot(const u8* sm, u32 b, int, u32 xq, u32 xm, bool) {
         u32 q[8];
-        lds_words<8>(sm, b + 2, q);
+        const float d = lds_scaled_block<8>(sm, b, q);
         const int4 a0 = lds128(sm, xq), a1 = lds128(sm, xq + 16);
         const int xa[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
         int s = 0;
 #pragma unroll
         for (int i = 0; i < 8; i++) s = dot4_ss(q[i], xa[i], s);
-        return f16_bits_to_f32((u16)lds16(sm, b)) * x_meta(sm, xm).d * (float)s;
+        return d * x_meta(sm, xm).d * (float)s;
     }
 };
 
@@ -346,12 +361,14 @@ __device__ __forceinline__ void quantize_x(const IO* __restrict__ x, u32 e0, u32
             for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[u][j]));
             amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
             amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-            const float d = div_rn(amax, 127.f);
+            // A d below the smallest normal f32 (amax < 127 · 2⁻¹²⁶) has no
+            // finite inverse: such a group counts as zeros.
+            const float d = div_rn(amax, 127.f), inv = d >= 1.17549435e-38f ? div_rn(1.f, d) : 0.f;
             u32 packed[2] = {0, 0};
             int s = 0;
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-                const int q = d > 0.f ? rint_s32(div_rn(v[u][j], d)) : 0;
+                const int q = rint_s32(v[u][j] * inv);
                 s += q;
                 packed[j / 4] |= ((u32)q & 0xFFu) << (8 * (j % 4));
             }
@@ -367,12 +384,6 @@ __device__ __forceinline__ void quantize_x(const IO* __restrict__ x, u32 e0, u32
 }
 
 // ---- the kernel template ---------------------------------------------------
-
-// Where a warp's stream stands: phase, the CTA's tile (0, 1, …), segment.
-// The copies run `QV_STAGES` segments ahead of the sums, in the same order.
-struct QvCursor {
-    u32 ph, tile, seg;
-};
 
 template <class T, class IO>
 __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restrict__ wt, IO* __restrict__ out,
@@ -402,54 +413,45 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
     const u32 bar0 = smem_addr(sm + bars) + warp * QV_STAGES * 8;
     const u32 ring0 = smem_addr(sm + ring);
 
-    // This warp's blocks of a phase: [q0, q1).
-    auto quarter_blocks = [&](u32 ph, u32& q0, u32& q1) {
+    // This warp's blocks of a phase, [q0, q1), in `segs` segments.
+    struct Quarter {
+        u32 q0, q1, segs;
+    };
+    auto quarter_of = [&](u32 ph) {
         const u32 p0 = ph * phase_blocks, len = min(phase_blocks, p.row_blocks - p0);
-        q0 = p0 + len * quarter / 4;
-        q1 = p0 + len * (quarter + 1) / 4;
+        const u32 q0 = p0 + len * quarter / 4, q1 = p0 + len * (quarter + 1) / 4;
+        return Quarter{q0, q1, (q1 - q0 + T::SB - 1) / T::SB};
     };
-    auto seg_count = [&](u32 ph) {
-        u32 q0, q1;
-        quarter_blocks(ph, q0, q1);
-        return (q1 - q0 + T::SB - 1) / T::SB;
-    };
-    auto seg_blocks = [&](const QvCursor& c, u32& b0, u32& nb) {
-        u32 q0, q1;
-        quarter_blocks(c.ph, q0, q1);
-        b0 = q0 + c.seg * T::SB;
-        nb = min((u32)T::SB, q1 - b0);
-    };
-    // Row `i` of this warp's group in a tile; rows past n repeat row n − 1
-    // (valid bytes, results dropped).
-    auto row_of = [&](u32 tile, u32 i) { return min((blockIdx.x + tile * gridDim.x) * 32 + rg * 8 + i, p.n - 1); };
-    auto seg_address = [&](const QvCursor& c, u32 i, u32 b0) {
-        return wt + row_of(c.tile, i) * p.row_bytes + (u64)b0 * T::BB;
+    // Start of row `i` of this warp's group in a tile; rows past n repeat
+    // row n − 1 (valid bytes, results dropped).
+    auto row_start = [&](u32 tile, u32 i) {
+        return wt + min((blockIdx.x + tile * gridDim.x) * 32 + rg * 8 + i, p.n - 1) * p.row_bytes;
     };
 
-    // The copies' cursor; done at ph == n_phases.
-    QvCursor fetch{0, 0, 0};
+    // The copies run ahead of the sums in the same order: phase, tile,
+    // segment; done at f_ph == n_phases. Lanes 0 … 7 copy rows 0 … 7.
+    u32 f_ph = 0, f_tile = 0, f_seg = 0;
+    Quarter fq = quarter_of(0);
+    const u8* f_row = row_start(0, lane & 7);
     auto settle = [&]() {
-        while (fetch.ph < n_phases && (fetch.tile == my_tiles || seg_count(fetch.ph) == 0)) {
-            fetch.ph++;
-            fetch.tile = 0;
+        while (f_ph < n_phases && (f_tile == my_tiles || fq.segs == 0)) {
+            f_tile = 0;
+            if (++f_ph < n_phases) fq = quarter_of(f_ph);
         }
+        f_row = row_start(f_tile, lane & 7);
     };
     settle();
-    // Lanes 0 … 7 copy their row's part of the segment under `fetch` into
-    // `slot`; every lane moves the cursor on.
     auto issue = [&](u32 slot) {
-        if (fetch.ph == n_phases) return;
+        if (f_ph == n_phases) return;
         if (lane < 8) {
-            u32 b0, nb;
-            seg_blocks(fetch, b0, nb);
-            const u8* src = seg_address(fetch, lane, b0);
-            const u8* lo = (const u8*)((u64)src & ~(u64)15);
-            const u32 bytes = (u32)((((u64)src + nb * T::BB + 15) & ~(u64)15) - (u64)lo);
-            bulk_copy(ring0 + slot * SLOT + lane * QV_ROW_SLOT, lo, bytes, bar0 + 8 * slot);
+            const u32 b0 = fq.q0 + f_seg * T::SB, nb = min((u32)T::SB, fq.q1 - b0);
+            const u64 src = (u64)(f_row + (u64)b0 * T::BB), lo = src & ~(u64)15;
+            const u32 bytes = (u32)(((src + nb * T::BB + 15) & ~(u64)15) - lo);
+            bulk_copy(ring0 + slot * SLOT + lane * QV_ROW_SLOT, (const u8*)lo, bytes, bar0 + 8 * slot);
         }
-        if (++fetch.seg < seg_count(fetch.ph)) return;
-        fetch.seg = 0;
-        fetch.tile++;
+        if (++f_seg < fq.segs) return;
+        f_seg = 0;
+        f_tile++;
         settle();
     };
 
@@ -469,23 +471,27 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
         const u32 e0 = ph * phase_blocks * T::BE;
         quantize_x(x, e0, min(x_elems, p.row_blocks * T::BE - e0), sm, xq, xm);
         __syncthreads();
-        const u32 segs = seg_count(ph);
-        for (QvCursor c{ph, 0, 0}; c.tile < my_tiles; c.tile++, tiles_done++) {
+        const Quarter cq = quarter_of(ph);
+        for (u32 tile = 0; tile < my_tiles; tile++, tiles_done++) {
+            const u8* row = row_start(tile, r);
             float acc = 0.f;
-            for (c.seg = 0; c.seg < segs; c.seg++) {
-                u32 b0, nb;
-                seg_blocks(c, b0, nb);
-                const u32 base = ring + slot * SLOT + r * QV_ROW_SLOT + (u32)((u64)seg_address(c, r, b0) & 15);
+            for (u32 b0 = cq.q0; b0 < cq.q1; b0 += T::SB) {
+                const u32 nb = min((u32)T::SB, cq.q1 - b0);
+                const u32 base = ring + slot * SLOT + r * QV_ROW_SLOT + (u32)((u64)(row + (u64)b0 * T::BB) & 15);
                 const u32 xb = (b0 - ph * phase_blocks) * T::BE;  // x offset of the segment in this phase
                 const bool aligned = (base & 15) == 0;
                 mbar_wait(bar0 + 8 * slot, parity);
                 const u32 items = nb * T::PARTS;
-#pragma unroll 2
-                for (u32 t = col; t < items; t += 4) {
+                auto item = [&](u32 t) {
                     const u32 bi = t / T::PARTS, part = t % T::PARTS;
-                    acc += T::dot(sm, base + bi * T::BB, (int)part, xq + xb + bi * T::BE, xm + (xb + bi * T::BE) / 2,
+                    return T::dot(sm, base + bi * T::BB, (int)part, xq + xb + bi * T::BE, xm + (xb + bi * T::BE) / 2,
                                   aligned);
-                }
+                };
+                // Two items at a time, independent until their sums meet, so
+                // that one's loads overlap the other's arithmetic.
+                u32 t = col;
+                for (; t + 4 < items; t += 8) acc += item(t) + item(t + 4);
+                if (t < items) acc += item(t);
                 __syncwarp();  // every lane has read the slot before it is refilled
                 issue(slot);
                 if (++slot == QV_STAGES) {
@@ -501,12 +507,12 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
             __syncthreads();
             if (threadIdx.x < 32) {
                 const float v = qs[threadIdx.x] + qs[32 + threadIdx.x] + qs[64 + threadIdx.x] + qs[96 + threadIdx.x];
-                const u32 row = (blockIdx.x + c.tile * gridDim.x) * 32 + threadIdx.x;
+                const u32 row = (blockIdx.x + tile * gridDim.x) * 32 + threadIdx.x;
                 if (row < p.n) {
                     if (n_phases == 1) {
                         out[row] = from_f32<IO>(v);
                     } else {
-                        float* s = row_sums + c.tile * 32 + threadIdx.x;
+                        float* s = row_sums + tile * 32 + threadIdx.x;
                         *s = ph == 0 ? v : *s + v;
                     }
                 }
