@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cudarc::driver::result as cu;
 use cudarc::driver::sys::{self, CUfunction_attribute as Attr};
+use parking_lot::Mutex;
 
 use crate::device::cuda::{err, Handle};
 use crate::device::CudaContext;
@@ -47,8 +48,12 @@ pub struct Pipeline {
     max_threads_per_block: u32,
     static_shared_bytes: u32,
     registers: u32,
-    /// The dynamic shared memory this function is currently allowed.
+    /// The dynamic shared memory this function is currently allowed; it
+    /// only grows, and only under `raise_shared_limit`, so that a thread
+    /// raising it less cannot overwrite the attribute another thread has
+    /// just raised further (that launch would then fail).
     dynamic_shared_limit: AtomicU32,
+    raise_shared_limit: Mutex<()>,
     ctx: Arc<CudaContext>,
     _module: Arc<LoadedModule>,
 }
@@ -85,6 +90,7 @@ impl Pipeline {
             dynamic_shared_limit: AtomicU32::new(attr(
                 Attr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             )?),
+            raise_shared_limit: Mutex::new(()),
             ctx,
             _module: module,
         })
@@ -117,7 +123,11 @@ impl Pipeline {
     /// Allows `bytes` of dynamic shared memory, raising the function's
     /// limit when needed; errors past what the device allows a block.
     pub(crate) fn ensure_dynamic_shared(&self, bytes: u32) -> Result<()> {
-        if bytes <= self.dynamic_shared_limit.load(Ordering::Relaxed) {
+        if bytes <= self.dynamic_shared_limit.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _raising = self.raise_shared_limit.lock();
+        if bytes <= self.dynamic_shared_limit.load(Ordering::Acquire) {
             return Ok(());
         }
         let max = self
@@ -143,8 +153,7 @@ impl Pipeline {
             )
         }
         .map_err(err("set shared memory limit"))?;
-        self.dynamic_shared_limit
-            .fetch_max(bytes, Ordering::Relaxed);
+        self.dynamic_shared_limit.store(bytes, Ordering::Release);
         Ok(())
     }
 }

@@ -54,6 +54,7 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
     modules
         .iter()
         .try_for_each(|(name, source, kernels)| registry.register_module(name, *source, kernels))?;
+    quantized_matmul::cuda::register_vector(registry)?;
     quantized_matmul::cuda::register_decode(registry)?;
     quantized_matmul::cuda::register_prefill(registry)
 }

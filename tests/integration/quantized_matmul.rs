@@ -1,6 +1,8 @@
 //! `quantized_matmul_ggml` for every GGML type on every backend, against an
 //! f64 product of the CPU-dequantized weights (dequantization itself is
-//! checked against the `gguf` package's fixtures in `formats`).
+//! checked against the `gguf` package's fixtures in `formats`); the CUDA
+//! vector path, which quantizes its input to 8 bits, against the same
+//! product of the input it quantizes, repeated exactly on the host.
 
 use mlx_native::formats::dequantize_to_vec;
 use mlx_native::ops::quantized_matmul::{
@@ -20,36 +22,35 @@ backend_tests! {
     quantized_matmul_decode_every_type_rows_and_dtype => check_decode_path,
     quantized_matmul_decode_long_rows_and_tiles => check_decode_long_rows,
     quantized_matmul_decode_weight_views => check_decode_weight_views,
+    quantized_matmul_vector_every_type_and_dtype => check_vector_path,
+    quantized_matmul_vector_long_rows => check_vector_long_rows,
+    quantized_matmul_vector_weight_views => check_vector_weight_views,
+    quantized_matmul_vector_rejects_bad_input => check_vector_errors,
 }
 
 const ROW_COUNTS: [usize; 11] = [1, 2, 3, 4, 5, 8, 9, 17, 64, 129, 512];
 
 /// One product: random input, random valid weight blocks, the f64
-/// reference, and for each output Σ|x·w| and sqrt(Σ(x·w)²), which bound
-/// its error (worst case and random rounding).
+/// reference.
 struct Case {
     p: GgmlQuantizedMatmulParams,
     x: Vec<f32>,
     weight: Vec<u8>,
+    want: Reference,
+}
+
+/// The f64 product of an input and the dequantized weights, and for each
+/// output Σ|x·w| and sqrt(Σ(x·w)²), which bound its error (worst case and
+/// random rounding).
+struct Reference {
     want: Vec<f64>,
     magnitude: Vec<f64>,
     spread: Vec<f64>,
 }
 
-/// The rounding a path applies: relative error of each product x·w, and of
-/// the output.
-#[derive(Clone, Copy)]
-struct Tolerance {
-    product: f64,
-    output: f64,
-}
-
-impl Case {
-    fn new(ty: GgmlType, m: usize, n: usize, k: usize, seed: u64) -> Case {
-        let mut rng = Rng::new(seed);
-        let x = rng.vec(m * k, -1.0, 1.0);
-        let weight = random_tensor_bytes(ty, n * k, &mut rng);
-        let w = dequantize_to_vec(ty, &weight).unwrap();
+impl Reference {
+    fn new(x: &[f64], w: &[f32], p: &GgmlQuantizedMatmulParams) -> Reference {
+        let (m, n, k) = (p.m, p.n, p.k);
         let mut want = vec![0f64; m * n];
         let (mut magnitude, mut spread) = (want.clone(), want.clone());
         for i in 0..m {
@@ -60,7 +61,7 @@ impl Case {
                     xi.iter()
                         .zip(wj)
                         .fold((0f64, 0f64, 0f64), |(s, a, q), (&u, &v)| {
-                            let t = u as f64 * v as f64;
+                            let t = u * v as f64;
                             (s + t, a + t.abs(), q + t * t)
                         });
                 want[i * n + j] = s;
@@ -68,16 +69,7 @@ impl Case {
                 spread[i * n + j] = q.sqrt();
             }
         }
-        let p = GgmlQuantizedMatmulParams {
-            m,
-            n,
-            k,
-            ggml_type: ty,
-        };
-        Case {
-            p,
-            x,
-            weight,
+        Reference {
             want,
             magnitude,
             spread,
@@ -87,13 +79,92 @@ impl Case {
     /// The error allowed in output `i`: rounding errors of independent
     /// products add like a random walk, so 16 × the per-product rounding
     /// times sqrt(Σ(x·w)²) (about 20 standard deviations), the output's own
-    /// rounding, f32 accumulation (2e-5 · Σ|x·w|), and a floor for rows of
-    /// tiny weights. Dropping even one 32-element block of k exceeds it.
-    fn bound(&self, i: usize, tol: Tolerance) -> f64 {
+    /// rounding, f32 accumulation (`tol.sum` · Σ|x·w|), and a floor for
+    /// rows of tiny weights. Dropping even one 32-element block of k
+    /// exceeds it.
+    fn bound(&self, i: usize, k: usize, tol: Tolerance) -> f64 {
         16.0 * tol.product * self.spread[i]
             + tol.output * self.want[i].abs()
-            + 2e-5 * self.magnitude[i]
-            + 2e-6 * (self.p.k as f64).sqrt()
+            + tol.sum * self.magnitude[i]
+            + 2e-6 * (k as f64).sqrt()
+    }
+}
+
+/// The rounding a path applies: relative error of each product x·w, of the
+/// output, and of the f32 sums (relative to Σ|x·w|).
+#[derive(Clone, Copy)]
+struct Tolerance {
+    product: f64,
+    output: f64,
+    sum: f64,
+}
+
+/// The vector path's input: each run of 32 elements of a row as int8 codes
+/// `q = round(x · (1 / d))` (ties to even) with `d = amax / 127`, in f32 as
+/// the kernel computes them (zeros where d is below the smallest normal
+/// f32), returned dequantized (`q · d`, exact in f64).
+fn quantize_input_q8(x: &[f32]) -> Vec<f64> {
+    x.chunks(32)
+        .flat_map(|run| {
+            let amax = run.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let d = amax / 127.0;
+            let inv = if d >= f32::MIN_POSITIVE { 1.0 / d } else { 0.0 };
+            run.iter()
+                .map(move |&v| (v * inv).round_ties_even() as f64 * d as f64)
+        })
+        .collect()
+}
+
+impl Case {
+    fn new(ty: GgmlType, m: usize, n: usize, k: usize, seed: u64) -> Case {
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(m * k, -1.0, 1.0);
+        let weight = random_tensor_bytes(ty, n * k, &mut rng);
+        let w = dequantize_to_vec(ty, &weight).unwrap();
+        let p = GgmlQuantizedMatmulParams {
+            m,
+            n,
+            k,
+            ggml_type: ty,
+        };
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let want = Reference::new(&x64, &w, &p);
+        Case { p, x, weight, want }
+    }
+
+    /// The reference for `path` on `dev` given the input as the device
+    /// holds it: the case's own, or for the CUDA vector path the product of
+    /// the input quantized as that path does; then a check that the
+    /// tolerance would see one 32-element block of k dropped in most
+    /// outputs.
+    fn reference_for(
+        &self,
+        dev: &MlxDevice,
+        input: &MlxBuffer,
+        path: QuantizedMatmulPath,
+        tol: Tolerance,
+    ) -> Option<Reference> {
+        let p = &self.p;
+        if !dev.is_cuda() || path.resolve(p.m, p.ggml_type) != QuantizedMatmulPath::Vector {
+            return None;
+        }
+        let xq = quantize_input_q8(&read_f32(input));
+        let w = dequantize_to_vec(p.ggml_type, &self.weight).unwrap();
+        let r = Reference::new(&xq, &w, p);
+        let last = p.k - 32;
+        let caught = (0..p.n)
+            .filter(|&j| {
+                let dropped: f64 = (last..p.k).map(|e| xq[e] * w[j * p.k + e] as f64).sum();
+                dropped.abs() > r.bound(j, p.k, tol)
+            })
+            .count();
+        assert!(
+            2 * caught >= p.n,
+            "the tolerance misses a dropped block in {} of {} outputs",
+            p.n - caught,
+            p.n
+        );
+        Some(r)
     }
 
     /// Runs the op on `dev` with `dtype` input/output on `path`, into a
@@ -109,6 +180,8 @@ impl Case {
         quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, p, path).unwrap();
         enc.commit_and_wait().unwrap();
         let got = read_f32(&output);
+        let quantized = self.reference_for(dev, &input, path, tol);
+        let want = quantized.as_ref().unwrap_or(&self.want);
         let what = format!(
             "{} m={} n={} k={} {dtype} {path:?}",
             p.ggml_type.name(),
@@ -116,8 +189,8 @@ impl Case {
             p.n,
             p.k
         );
-        for (i, (&g, &w)) in got.iter().zip(&self.want).enumerate() {
-            let bound = self.bound(i, tol);
+        for (i, (&g, &w)) in got.iter().zip(&want.want).enumerate() {
+            let bound = want.bound(i, p.k, tol);
             assert!(
                 !g.is_nan() && (g as f64 - w).abs() <= bound,
                 "{what}: output {i} (row {}, col {}): got {g}, want {w}, bound {bound}",
@@ -133,7 +206,17 @@ impl Case {
 /// output (2⁻⁸). The prefill tensor cores take bf16 operands: x and w each
 /// rounded (2⁻⁹), and K-quant scales rounded before they multiply — 2⁻⁷
 /// per product covers it. The decode path takes f16 operands: 2⁻¹¹ each,
-/// 2⁻⁹ per product with the scales.
+/// 2⁻⁹ per product with the scales. These paths sum k products in f32 in
+/// runs whose error stays within 2e-5 · Σ|x·w|.
+///
+/// The vector path is checked against the product of its own quantized
+/// input (BF16 input rounding included), so only f32 arithmetic is left:
+/// the integer sums of a block are exact, their scaling takes a few f32
+/// roundings whose terms (a K-quant's scale and min parts) may be a few
+/// times the products they leave, so 2⁻²⁰ per product; a lane adds at most
+/// k / 32 / 32 block results before 5 + 2 more additions across lanes and
+/// phases, so at k = 64 Ki the sum's worst case is ~(64 + 7) · 2⁻²⁴ ≈
+/// 4.3e-6 of Σ|x·w|.
 fn tolerance(
     dev: &MlxDevice,
     dtype: DType,
@@ -141,15 +224,24 @@ fn tolerance(
     m: usize,
     ty: GgmlType,
 ) -> Tolerance {
+    let bf16 = dtype == DType::BF16;
+    let output = if bf16 { 2f64.powi(-8) } else { 0.0 };
     let operands = match (dev.is_cuda(), path.resolve(m, ty)) {
         (false, _) => 0.0,
+        (true, QuantizedMatmulPath::Vector) => {
+            return Tolerance {
+                product: 2f64.powi(-20),
+                output,
+                sum: 5e-6,
+            }
+        }
         (true, QuantizedMatmulPath::Decode) => 2f64.powi(-9),
         (true, _) => 2f64.powi(-7),
     };
-    let bf16 = dtype == DType::BF16;
     Tolerance {
         product: operands + if bf16 { 2f64.powi(-9) } else { 0.0 },
-        output: if bf16 { 2f64.powi(-8) } else { 0.0 },
+        output,
+        sum: 2e-5,
     }
 }
 
@@ -291,30 +383,36 @@ fn check_decode_long_rows(dev: &MlxDevice) {
 }
 
 fn check_weight_views(dev: &MlxDevice) {
-    weight_views_on(
-        dev,
-        &[QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill],
-    );
+    let paths = [QuantizedMatmulPath::Decode, QuantizedMatmulPath::Prefill];
+    weight_views_on(dev, &paths, &VIEW_TYPES, 5, &[3]);
 }
 
 fn check_decode_weight_views(dev: &MlxDevice) {
-    weight_views_on(dev, &[QuantizedMatmulPath::Decode]);
+    weight_views_on(dev, &[QuantizedMatmulPath::Decode], &VIEW_TYPES, 5, &[3]);
 }
 
-/// The weight is a slice of a larger allocation (at a block-aligned byte
-/// offset) and the input and output are views too.
-fn weight_views_on(dev: &MlxDevice, paths: &[QuantizedMatmulPath]) {
-    for ty in [
-        GgmlType::Q4_0,
-        GgmlType::Q8_0,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-        GgmlType::F16,
-    ] {
-        let (m, n, k) = (5, 19, 512);
+const VIEW_TYPES: [GgmlType; 5] = [
+    GgmlType::Q4_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+    GgmlType::F16,
+];
+
+/// The weight is a slice of a larger allocation, starting `lead` blocks in
+/// (2 bytes in for a lead of 0), and the input and output are views too.
+fn weight_views_on(
+    dev: &MlxDevice,
+    paths: &[QuantizedMatmulPath],
+    types: &[GgmlType],
+    m: usize,
+    leads: &[usize],
+) {
+    for (&ty, &lead) in types.iter().flat_map(|t| leads.iter().map(move |l| (t, l))) {
+        let (n, k) = (19, 512);
         let case = Case::new(ty, m, n, k, 31 + ty.id() as u64);
         let row_bytes = ty.row_bytes(k as u64).unwrap();
-        let lead = 3 * ty.type_size();
+        let lead = if lead == 0 { 2 } else { lead * ty.type_size() };
         let mut bytes = vec![0xEEu8; lead + case.weight.len() + 64];
         bytes[lead..lead + case.weight.len()].copy_from_slice(&case.weight);
         let whole = MlxBuffer::from_bytes(dev, &bytes, DType::U8, &[bytes.len()]).unwrap();
@@ -339,17 +437,148 @@ fn weight_views_on(dev: &MlxDevice, paths: &[QuantizedMatmulPath]) {
                     "{ty:?} {dtype}: wrote outside the output view"
                 );
                 let tol = tolerance(dev, dtype, path, m, ty);
+                let quantized = case.reference_for(dev, &input, path, tol);
+                let want = quantized.as_ref().unwrap_or(&case.want);
                 for (i, &g) in all[5..5 + m * n].iter().enumerate() {
-                    let bound = case.bound(i, tol);
+                    let bound = want.bound(i, k, tol);
                     assert!(
-                        (g as f64 - case.want[i]).abs() <= bound,
+                        (g as f64 - want.want[i]).abs() <= bound,
                         "{ty:?} {path:?} {dtype} view: output {i}: got {g}, want {}",
-                        case.want[i]
+                        want.want[i]
                     );
                 }
             }
         }
     }
+}
+
+/// The vector path for every type it takes: F32 and BF16 I/O, one block
+/// per row (so that three quarters of the warps have no blocks) up to many
+/// segments per row, k not a multiple of 256 where the type allows, n from
+/// one row to several 32-row tiles per CTA, with odd tails.
+fn check_vector_path(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Vector;
+    let cuda = dev.is_cuda();
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        if !QuantizedMatmulPath::takes_vector(ty) {
+            continue;
+        }
+        let b = ty.block_size();
+        let mut shapes = vec![(37, b), (19, 3 * b), (1, 5 * b)];
+        if cuda {
+            shapes.extend([(301, 2816), (3, 4096 + b), (8500, 512), (2113, 1024 + b)]);
+        }
+        for (si, (n, k)) in shapes.into_iter().enumerate() {
+            let case = Case::new(ty, 1, n, k, (11000 + t * 100 + si) as u64);
+            for dtype in [DType::F32, DType::BF16] {
+                case.check(dev, dtype, path, tolerance(dev, dtype, path, 1, ty));
+            }
+        }
+    }
+}
+
+/// Long rows: the Llama-3-8B FFN's k, k that fills the x buffer exactly
+/// (32768, one phase), just past it (two phases, the second one block) and
+/// 57344 and 65536 + 256 (two and three phases, a partial last one); then
+/// two phases over more 32-row tiles than an H200 has multiprocessors, so
+/// that a CTA keeps the partial sums of two tiles.
+fn check_vector_long_rows(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Vector;
+    let (n, ks): (usize, &[usize]) = if dev.is_cuda() {
+        (67, &[14336, 32768, 32768 + 256, 57344, 65536 + 256])
+    } else {
+        (3, &[2048])
+    };
+    for (t, ty) in GgmlType::ALL.into_iter().enumerate() {
+        if !QuantizedMatmulPath::takes_vector(ty) {
+            continue;
+        }
+        for (ki, &k) in ks.iter().enumerate() {
+            // A Q4_0 / Q8_0 row may end 32 elements past a multiple of 256.
+            let k = if ty.block_size() == 32 && ki % 2 == 1 {
+                k + 32
+            } else {
+                k
+            };
+            let case = Case::new(ty, 1, n, k, (12000 + t * 100 + ki) as u64);
+            let dtype = if ki % 2 == 0 { DType::F32 } else { DType::BF16 };
+            case.check(dev, dtype, path, tolerance(dev, dtype, path, 1, ty));
+        }
+    }
+    if dev.is_cuda() {
+        let (ty, dtype) = (GgmlType::Q4_0, DType::F32);
+        let case = Case::new(ty, 1, 4300, 32768 + 64, 12999);
+        case.check(dev, dtype, path, tolerance(dev, dtype, path, 1, ty));
+    }
+}
+
+/// Weight views at offsets of 2 bytes and of 1, 3 and 7 blocks: rows start
+/// at several even offsets mod 16 (all of them for Q4_0, whose rows of 16
+/// blocks are 16-byte multiples).
+fn check_vector_weight_views(dev: &MlxDevice) {
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    let path = [QuantizedMatmulPath::Vector];
+    weight_views_on(dev, &path, &types, 1, &[0, 1, 3, 7]);
+}
+
+/// The vector path takes one row of the types it has kernels for, and says
+/// so otherwise, on every backend.
+fn check_vector_errors(dev: &MlxDevice) {
+    let path = QuantizedMatmulPath::Vector;
+    let run = |m: usize, ty: GgmlType| {
+        let k = 256;
+        let p = GgmlQuantizedMatmulParams {
+            m,
+            n: 3,
+            k,
+            ggml_type: ty,
+        };
+        let row_bytes = ty.row_bytes(k as u64).unwrap();
+        let input = MlxBuffer::zeros(dev, DType::F32, &[m, k]).unwrap();
+        let weight = MlxBuffer::zeros(dev, DType::U8, &[3, row_bytes]).unwrap();
+        let output = MlxBuffer::zeros(dev, DType::F32, &[m, 3]).unwrap();
+        let mut enc = dev.command_encoder().unwrap();
+        quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &p, path)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = run(2, GgmlType::Q4_0);
+    assert!(
+        e.contains("quantized_matmul_ggml") && e.contains("one input row; m = 2"),
+        "{e}"
+    );
+    for ty in [
+        GgmlType::Q4_1,
+        GgmlType::Q2_K,
+        GgmlType::IQ4_XS,
+        GgmlType::F16,
+    ] {
+        let e = run(1, ty);
+        assert!(
+            e.contains("quantized_matmul_ggml") && e.contains(&format!("no {} kernels", ty.name())),
+            "{e}"
+        );
+    }
+    // Auto sends one row of those types elsewhere, and several rows of the
+    // vector types to the decode path.
+    assert_eq!(
+        QuantizedMatmulPath::Auto.resolve(1, GgmlType::Q4_1),
+        QuantizedMatmulPath::Decode
+    );
+    assert_eq!(
+        QuantizedMatmulPath::Auto.resolve(1, GgmlType::Q6_K),
+        QuantizedMatmulPath::Vector
+    );
+    assert_eq!(
+        QuantizedMatmulPath::Auto.resolve(2, GgmlType::Q6_K),
+        QuantizedMatmulPath::Decode
+    );
 }
 
 fn check_errors(dev: &MlxDevice) {

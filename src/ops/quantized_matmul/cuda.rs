@@ -1,4 +1,4 @@
-//! The CUDA launcher: sends each product to the decode or the prefill
+//! The CUDA launcher: sends each product to the vector, decode or prefill
 //! kernels.
 
 use super::{GgmlQuantizedMatmulParams, QuantizedMatmulPath};
@@ -8,6 +8,7 @@ use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 
 pub(crate) use super::decode::register as register_decode;
 pub(crate) use super::prefill::register as register_prefill;
+pub(crate) use super::vector::register as register_vector;
 
 pub(super) fn quantized_matmul(
     enc: &mut CommandEncoder,
@@ -17,8 +18,8 @@ pub(super) fn quantized_matmul(
     p: &GgmlQuantizedMatmulParams,
     path: QuantizedMatmulPath,
 ) -> Result<()> {
-    // Both paths use Hopper instructions: thread-block clusters (decode)
-    // and wgmma (prefill).
+    // Every path uses Hopper instructions: bulk async copies (vector),
+    // thread-block clusters (decode) and wgmma (prefill).
     if let Some(props) = enc.device().cuda_properties() {
         let (major, minor) = props.compute_capability;
         if major < 9 {
@@ -32,12 +33,13 @@ pub(super) fn quantized_matmul(
     }
     match path {
         QuantizedMatmulPath::Prefill => super::prefill::launch(enc, input, weight, output, p),
+        QuantizedMatmulPath::Vector => super::vector::launch(enc, input, weight, output, p),
         _ => super::decode::launch(enc, input, weight, output, p),
     }
 }
 
-/// The kernel `quantized_matmul_<path>_<type>_<io>` (`path` is `decode` or
-/// `prefill`, `type` GGML's name in lower case, `io` `f32` or `bf16`).
+/// The kernel `quantized_matmul_<path>_<type>_<io>` (`path` is `vector`,
+/// `decode` or `prefill`, `type` GGML's name in lower case, `io` `f32` or `bf16`).
 pub(crate) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
     let io = if io == DType::BF16 { "bf16" } else { "f32" };
     format!(
@@ -46,16 +48,17 @@ pub(crate) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
     )
 }
 
-/// Registers one module per GGML type for a path, holding that type's F32
-/// and BF16 kernels, so that a model compiles only the types it uses (each
-/// instantiation of these kernels takes NVRTC about a second). `source(ty)`
-/// is the module's whole source.
+/// Registers one module per GGML type of `types` for a path, holding that
+/// type's F32 and BF16 kernels, so that a model compiles only the types it
+/// uses (each instantiation of these kernels takes NVRTC about a second).
+/// `source(ty)` is the module's whole source.
 pub(super) fn register_per_type(
     registry: &KernelRegistry,
     path: &str,
+    types: &[GgmlType],
     source: impl Fn(GgmlType) -> String,
 ) -> Result<()> {
-    GgmlType::ALL.into_iter().try_for_each(|ty| {
+    types.iter().try_for_each(|&ty| {
         let kernels = [DType::F32, DType::BF16].map(|io| kernel_name(path, ty, io));
         let names = kernels.each_ref().map(String::as_str);
         let module = format!("quantized_matmul_{path}_{}", ty.name().to_ascii_lowercase());

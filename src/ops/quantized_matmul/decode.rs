@@ -37,7 +37,7 @@ struct QmvParams {
 /// Registers one module per GGML type: the shared source plus the line
 /// that instantiates that type's two kernels.
 pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
-    register_per_type(registry, "decode", |ty| {
+    register_per_type(registry, "decode", &GgmlType::ALL, |ty| {
         let tag = ty.name().to_ascii_lowercase();
         format!("{SOURCE}\nQMV_INSTANTIATE({tag})\n")
     })

@@ -10,15 +10,31 @@
 //!
 //! Input and output are both F32 or both BF16; sums are accumulated in f32.
 //!
-//! Two CUDA paths (see [`QuantizedMatmulPath`]): a decode mat-vec for a few
-//! input rows, which streams every weight byte once, and a tensor-core path
-//! for many rows. The decode path also multiplies on tensor cores, with f16
-//! operands: each weight is dequantized to f16 (K-quant sub-block scales
-//! and mins are rounded to f16 first) and the input is rounded to f16, so
-//! each product carries a relative error of a few 2⁻¹¹, and **inputs must
-//! lie within the f16 range (|x| < 65504)**: a larger input becomes ±inf
-//! there. The prefill path rounds both operands to bf16 (relative error a
-//! few 2⁻⁹, the f32 range); sums are f32 on both.
+//! Three CUDA paths (see [`QuantizedMatmulPath`]): a vector kernel for one
+//! input row of the most used types, a decode mat-vec for a few input rows,
+//! both streaming every weight byte once, and a tensor-core path for many
+//! rows.
+//!
+//! The vector path (m = 1; Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) multiplies
+//! integers, like llama.cpp's MMVQ kernels: it quantizes the input to 8
+//! bits per 32 elements — scale `d = amax / 127` of the 32 elements, codes
+//! `q = round(x · (1 / d))` (f32 operations, ties to even) — and takes exact
+//! integer dot products of those codes with the weight codes, scaled in
+//! f32 once per 16 or 32 elements. Each input element thus moves by up to
+//! `d / 2`, 1/254 of the largest magnitude in its 32 elements, so an
+//! output's error is about `Σ |w| · d / 2` over k in the worst case (a
+//! relative error near 2⁻⁹ of `Σ |x·w|` for inputs of similar magnitude,
+//! much less on average as the roundings cancel), plus f32 summation. A
+//! run of 32 elements whose largest magnitude is below 127 · 2⁻¹²⁶ (where
+//! `d` has no finite f32 inverse) counts as zeros.
+//!
+//! The decode path multiplies on tensor cores, with f16 operands: each
+//! weight is dequantized to f16 (K-quant sub-block scales and mins are
+//! rounded to f16 first) and the input is rounded to f16, so each product
+//! carries a relative error of a few 2⁻¹¹, and **inputs must lie within
+//! the f16 range (|x| < 65504)**: a larger input becomes ±inf there. The
+//! prefill path rounds both operands to bf16 (relative error a few 2⁻⁹,
+//! the f32 range); sums are f32 on every path.
 //!
 //! [`quantized_matmul_ggml`] picks the path (see
 //! [`QuantizedMatmulPath::resolve`]); tests and benchmarks force one with
@@ -30,6 +46,7 @@ mod cpu;
 pub(crate) mod cuda;
 mod decode;
 mod prefill;
+mod vector;
 
 use crate::formats::GgmlType;
 use crate::ops::validate;
@@ -57,6 +74,10 @@ pub enum QuantizedMatmulPath {
     /// [`QuantizedMatmulPath::resolve`]).
     #[default]
     Auto,
+    /// The integer mat-vec kernels for one input row, which quantize the
+    /// input to 8 bits per 32 elements (see the module docs). Valid for
+    /// `m = 1` and the types of [`QuantizedMatmulPath::takes_vector`].
+    Vector,
     /// The mat-vec kernels: each weight byte is read once for all `m` rows.
     /// Valid for `m ≤ DECODE_MAX_ROWS`.
     Decode,
@@ -69,18 +90,27 @@ pub const DECODE_MAX_ROWS: usize = 8;
 
 impl QuantizedMatmulPath {
     /// The path `Auto` resolves to for `m` rows of a `ty` weight: the
-    /// decode path up to [`DECODE_MAX_ROWS`] rows, except for F32 and BF16
-    /// weights, whose values may lie outside the decode path's f16 range;
-    /// the prefill path otherwise.
+    /// vector path for one row of a type it takes; the decode path up to
+    /// [`DECODE_MAX_ROWS`] rows, except for F32 and BF16 weights, whose
+    /// values may lie outside the decode path's f16 range; the prefill path
+    /// otherwise.
     pub fn resolve(self, m: usize, ty: GgmlType) -> QuantizedMatmulPath {
         let f16_safe = !matches!(ty, GgmlType::F32 | GgmlType::BF16);
         match self {
+            QuantizedMatmulPath::Auto if m == 1 && Self::takes_vector(ty) => {
+                QuantizedMatmulPath::Vector
+            }
             QuantizedMatmulPath::Auto if m <= DECODE_MAX_ROWS && f16_safe => {
                 QuantizedMatmulPath::Decode
             }
             QuantizedMatmulPath::Auto => QuantizedMatmulPath::Prefill,
             path => path,
         }
+    }
+
+    /// Whether the vector path has kernels for `ty` weights.
+    pub fn takes_vector(ty: GgmlType) -> bool {
+        vector::TYPES.contains(&ty)
     }
 }
 
@@ -90,6 +120,7 @@ impl QuantizedMatmulPath {
 pub fn kernel_name(path: QuantizedMatmulPath, ty: GgmlType, io: DType) -> String {
     let family = match path {
         QuantizedMatmulPath::Prefill => "prefill",
+        QuantizedMatmulPath::Vector => "vector",
         _ => "decode",
     };
     cuda::kernel_name(family, ty, io)
@@ -168,6 +199,20 @@ fn validate(
                 p.m
             ),
         ));
+    }
+    if path == QuantizedMatmulPath::Vector {
+        if p.m != 1 {
+            return Err(MlxError::invalid(
+                OP,
+                format!("the vector path takes one input row; m = {}", p.m),
+            ));
+        }
+        if !QuantizedMatmulPath::takes_vector(p.ggml_type) {
+            return Err(MlxError::unsupported(
+                OP,
+                format!("the vector path has no {} kernels", p.ggml_type.name()),
+            ));
+        }
     }
     let block = p.ggml_type.block_size();
     if p.k % block != 0 {

@@ -46,7 +46,7 @@ const SOURCE: &str = include_str!("prefill.cu");
 /// `Deq*` struct and name the two kernels.
 pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
     registry.register_header(DEQUANT_HEADER.0, DEQUANT_HEADER.1)?;
-    register_per_type(registry, "prefill", |ty| {
+    register_per_type(registry, "prefill", &GgmlType::ALL, |ty| {
         format!(
             "#define QMM_DEQ Deq{}\n#define QMM_NAME_F32 {}\n#define QMM_NAME_BF16 {}\n{SOURCE}",
             ty.name(),

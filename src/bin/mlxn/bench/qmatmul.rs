@@ -1,11 +1,12 @@
 //! `mlxn bench qmatmul`: `quantized_matmul_ggml` with GGML weights.
 //!
 //! The decode rows (m ≤ 8) are bound by the weight stream. The m = 1 rows
-//! over ≥ 64 MiB weights are printed beside the device copy bandwidth
-//! measured in the same run; the m = 1 rows at the Llama-3-8B FFN shape
-//! beside llama.cpp's published H200 time / 1.5 (the target), with the
-//! in-run floor (weight bytes / copy bandwidth) in the note; m = 2 … 8
-//! beside 1.3 × the m = 1 time of the same run; m = 512 beside a cuBLAS
+//! run the vector path; over ≥ 64 MiB weights they are printed beside the
+//! device copy bandwidth measured in the same run; the m = 1 rows at the
+//! Llama-3-8B FFN shape beside llama.cpp's published H200 time / 1.5 (the
+//! target), with the in-run floor (weight bytes / copy bandwidth) in the
+//! note, and the decode path's m = 1 time beside them for comparison;
+//! m = 2 … 8 (decode path) beside 1.3 × the m = 1 time of the same run; m = 512 beside a cuBLAS
 //! bf16 GEMM of the same shape timed in the same run. Each timed repetition
 //! launches a batch of products back to back over rotating weights whose
 //! total exceeds the L2, so launch gaps are those of a queued stream and no
@@ -114,7 +115,7 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             &ggml_bytes(big_bytes, 11 + t as u64),
             ROTATE_BYTES.div_ceil(big_bytes).max(2),
         )?;
-        let us = time_product_us(device, &weights, &big, QuantizedMatmulPath::Auto, reps)?;
+        let us = time_product_us(device, &weights, &big, QuantizedMatmulPath::Vector, reps)?;
         drop(weights);
         rows.push(
             Row::new(
@@ -138,6 +139,25 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
             &ggml_bytes(bytes, 101 + t as u64),
             ROTATE_BYTES.div_ceil(bytes).max(2),
         )?;
+        let m1 = GgmlQuantizedMatmulParams {
+            m: 1,
+            n,
+            k,
+            ggml_type: ty,
+        };
+        let decode_us = time_product_us(device, &weights, &m1, QuantizedMatmulPath::Decode, reps)?;
+        rows.push(
+            Row::new(
+                format!("{name} m=1 n={n} k={k} (decode path)"),
+                decode_us,
+                "us",
+            )
+            .lower_is_better()
+            .note(format!(
+                "floor {floor_us:.1} us ({:.2}x)",
+                floor_us / decode_us
+            )),
+        );
         let mut m1_us = f64::NAN;
         for m in 1..=8 {
             let p = GgmlQuantizedMatmulParams {
@@ -146,7 +166,12 @@ pub fn qmatmul(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
                 k,
                 ggml_type: ty,
             };
-            let us = time_product_us(device, &weights, &p, QuantizedMatmulPath::Auto, reps)?;
+            let path = if m == 1 {
+                QuantizedMatmulPath::Vector
+            } else {
+                QuantizedMatmulPath::Decode
+            };
+            let us = time_product_us(device, &weights, &p, path, reps)?;
             let row = Row::new(format!("{name} m={m} n={n} k={k}"), us, "us").lower_is_better();
             rows.push(if m == 1 {
                 m1_us = us;
