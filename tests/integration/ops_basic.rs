@@ -265,49 +265,59 @@ fn check_cast(dev: &MlxDevice) {
         })
         .collect();
     let floats = [DType::F32, DType::F16, DType::BF16];
-    for &from in &floats {
-        for &to in &floats {
-            if from == to {
-                continue;
-            }
-            let src = float_buffer(dev, &values, from, &[n]);
-            let src_vals = read_f32(&src);
-            let dst = poisoned(dev, to, &[n]);
-            let mut enc = dev.command_encoder().unwrap();
-            cast(&mut enc, &src, &dst).unwrap();
-            enc.commit_and_wait().unwrap();
-            let got: Vec<u32> = match to {
-                DType::F32 => dst
-                    .read::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect(),
-                _ => dst
-                    .reinterpret(DType::U16, &[n])
-                    .unwrap()
-                    .read::<u16>()
-                    .unwrap()
-                    .iter()
-                    .map(|&v| v as u32)
-                    .collect(),
-            };
-            let want: Vec<u32> = src_vals
-                .iter()
-                .map(|&v| match to {
-                    DType::F32 => v.to_bits(),
-                    DType::F16 => half::f16::from_f32(v).to_bits() as u32,
-                    _ => bf16_rne(v) as u32,
-                })
-                .collect();
-            for i in 0..n {
-                assert_eq!(
-                    got[i], want[i],
-                    "{from}->{to} element {i} (value {})",
-                    src_vals[i]
-                );
+    // Whole buffers (16-byte aligned: the vector kernel and its tail), then
+    // views one element in (element-wise).
+    for skip in [0, 1] {
+        for &from in &floats {
+            for &to in &floats {
+                if from != to {
+                    check_cast_pair(dev, &values, from, to, skip);
+                }
             }
         }
+    }
+}
+
+fn check_cast_pair(dev: &MlxDevice, values: &[f32], from: DType, to: DType, skip: usize) {
+    let n = values.len() - skip;
+    let src_all = float_buffer(dev, values, from, &[values.len()]);
+    let src = src_all.slice_view(skip * from.size_of(), n).unwrap();
+    let src_vals = read_f32(&src);
+    let dst_all = poisoned(dev, to, &[values.len()]);
+    let dst = dst_all.slice_view(skip * to.size_of(), n).unwrap();
+    let mut enc = dev.command_encoder().unwrap();
+    cast(&mut enc, &src, &dst).unwrap();
+    enc.commit_and_wait().unwrap();
+    let got: Vec<u32> = match to {
+        DType::F32 => dst
+            .read::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect(),
+        _ => dst
+            .reinterpret(DType::U16, &[n])
+            .unwrap()
+            .read::<u16>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u32)
+            .collect(),
+    };
+    let want: Vec<u32> = src_vals
+        .iter()
+        .map(|&v| match to {
+            DType::F32 => v.to_bits(),
+            DType::F16 => half::f16::from_f32(v).to_bits() as u32,
+            _ => bf16_rne(v) as u32,
+        })
+        .collect();
+    for i in 0..n {
+        assert_eq!(
+            got[i], want[i],
+            "{from}->{to} skip {skip}: element {i} (value {})",
+            src_vals[i]
+        );
     }
 }
 

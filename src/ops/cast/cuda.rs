@@ -23,7 +23,9 @@ pub(super) fn cast(enc: &mut CommandEncoder, src: &MlxBuffer, dst: &MlxBuffer) -
         (a, b) => return Err(MlxError::unsupported("cast", format!("{a} to {b}"))),
     };
     let n = src.element_count() as u64;
-    let config = grid_stride_launch(enc, n, 256);
+    // Device allocations are 256-byte aligned, so the views' offsets decide.
+    let aligned = u32::from(src.byte_offset() % 16 == 0 && dst.byte_offset() % 16 == 0);
+    let config = grid_stride_launch(enc, n.div_ceil(8), 256);
     enc.dispatch_kernel(
         kernel,
         config,
@@ -31,6 +33,7 @@ pub(super) fn cast(enc: &mut CommandEncoder, src: &MlxBuffer, dst: &MlxBuffer) -
             KernelArg::Buffer(src),
             KernelArg::Buffer(dst),
             KernelArg::pod(&n),
+            KernelArg::pod(&aligned),
         ],
     )
 }
