@@ -199,23 +199,11 @@ __device__ __forceinline__ ConvWork conv_work(u32 batch, u32 seq_len, u32 channe
 template <int BYTES>
 __device__ __forceinline__ void conv_fetch(typename RawOf<BYTES>::type* dst, const void* src, bool zero) {
     typedef typename RawOf<BYTES>::type Raw;
-    if constexpr (BYTES == 16) {
-        // .cg: streamed rows would only crowd L1.
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"((u32)__cvta_generic_to_shared(dst)),
-                     "l"(src), "r"(zero ? 0 : 16)
-                     : "memory");
-    } else if constexpr (BYTES >= 4) {
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"((u32)__cvta_generic_to_shared(dst)),
-                     "l"(src), "n"(BYTES), "r"(zero ? 0 : BYTES)
-                     : "memory");
+    if constexpr (BYTES >= 4) {
+        cp_async<BYTES>(smem_addr(dst), src, zero ? 0 : BYTES);
     } else {
         *dst = zero ? (Raw)0 : *reinterpret_cast<const Raw*>(src);
     }
-}
-__device__ __forceinline__ void conv_fetch_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most N of the thread's committed groups are still in flight.
-template <int N> __device__ __forceinline__ void conv_fetch_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // The per-thread ring of a window kernel: RING rows of VEC elements, a
@@ -276,7 +264,7 @@ __device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::
         const T* src = p >= work.t0 - (int)(width - 1) && p < work.t_end ? conv_row(xb, sb, p, width, channels)
                                                                           : nullptr;
         conv_fetch<BYTES>(&ring[r][tid], src != nullptr ? src : xb, src == nullptr);
-        conv_fetch_commit();
+        cp_async_commit();
     }
     // Every later row is a token of the chunk (first + RING > t0).
     const T* next = xb + (u64)(first + RING) * channels;
@@ -285,7 +273,7 @@ __device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::
     // into `in` is a constant and the window slides without moves.
     float in[WMAX][VEC];
     auto take = [&](int r, Raw* slot, float (&dst)[VEC]) {
-        conv_fetch_wait<RING - 1>();
+        cp_async_wait<RING - 1>();
         RawRow<T, VEC> row;
         row.load(reinterpret_cast<const T*>(slot));
 #pragma unroll
@@ -294,7 +282,7 @@ __device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::
         // it is zero-filled, which keeps one group per row without a branch.
         const bool past = r + RING >= rows;
         conv_fetch<BYTES>(slot, past ? xb : next, past);
-        conv_fetch_commit();
+        cp_async_commit();
         next += channels;
     };
 #pragma unroll
@@ -327,7 +315,7 @@ __device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::
     }
     // The zero-fills past the end must land before the block's shared
     // memory is handed to the next block.
-    conv_fetch_wait<0>();
+    cp_async_wait<0>();
     if (work.t0 == 0 && state_out != nullptr) {
         conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
     }

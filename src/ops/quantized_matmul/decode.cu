@@ -53,18 +53,6 @@ struct QmvParams {
 
 // ---- PTX helpers ----------------------------------------------------------
 
-__device__ __forceinline__ u32 smem_u32(const void* p) {
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 __device__ __forceinline__ u32 h2_sub(u32 a, u32 b) {
     u32 d;
     asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
@@ -417,7 +405,7 @@ __device__ __forceinline__ void cluster_sync() {
 __device__ __forceinline__ float ld_cluster_f32(const float* local, u32 rank) {
     u32 remote;
     float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_u32(local)), "r"(rank));
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
     asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
     return v;
 }
@@ -468,7 +456,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     auto issue_stage = [&](u32 s) {
         if (s < n_stages) {
             const u32 kb0 = kb_begin + s * SB, nb = min((u32)SB, kb_end - kb0);
-            const u32 base = smem_u32(smem + (s % QMV_STAGES) * STAGE_BYTES);
+            const u32 base = smem_addr(smem + (s % QMV_STAGES) * STAGE_BYTES);
             // Each warp copies its own 16 rows, consecutive lanes taking
             // consecutive granules, so one instruction reads whole runs. A
             // stage never runs past the row's end except in the ragged last
@@ -479,7 +467,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
                 const u32 a = copy_row[j] + stage_w;
                 const u32 e = T::RAGGED ? min(a + stage_len, copy_row[j] + p.row_bytes) : a + stage_len;
                 if (copy_gi[j] <= ((e - 1) >> 4) - (a >> 4))
-                    cp_async16(base + copy_dst[j], w_granules + (u64)((a >> 4) + copy_gi[j]) * 16);
+                    cp_async<16>(base + copy_dst[j], w_granules + (u64)((a >> 4) + copy_gi[j]) * 16);
             }
         }
         cp_async_commit();

@@ -67,38 +67,6 @@ template <typename Deq> struct QmmW {
     static constexpr int CHUNKS = STRIDE / 16;
 };
 
-__device__ __forceinline__ u32 qmm_smem_addr(const void* p) {
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-// 16 bytes global → shared; only `src_bytes` (0 or 16) are read, the rest
-// is zero-filled.
-__device__ __forceinline__ void qmm_cp_async16(u32 dst, const void* src, u32 src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void qmm_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void qmm_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-// Makes this thread's shared-memory writes (plain stores and cp.async)
-// visible to the tensor cores, which read through the async proxy.
-__device__ __forceinline__ void qmm_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-__device__ __forceinline__ void qmm_mbar_init(u32 bar) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void qmm_mbar_expect(u32 bar, u32 bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void qmm_mbar_wait(u32 bar, u32 parity) {
-    u32 done;
-    do {
-        asm volatile(
-            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(done)
-            : "r"(bar), "r"(parity)
-            : "memory");
-    } while (!done);
-}
 // The box at (column c, row r) of the matrix behind `map` into shared
 // memory at `dst`, completing on `bar`.
 __device__ __forceinline__ void qmm_tma_2d(u32 dst, const QmmTensorMap* map, int c, int r, u32 bar) {
@@ -182,8 +150,8 @@ template <typename Deq, typename T> struct QmmPrefill {
     // Input stage g into slot g % QMM_X_SLOTS (one thread issues it).
     __device__ void x_issue(int g) {
         const u32 slot = g % QMM_X_SLOTS, bar = bars + 8 * slot;
-        qmm_mbar_expect(bar, QMM_X_SLOT_BYTES);
-        qmm_tma_2d(qmm_smem_addr(xs + slot * QMM_X_SLOT_BYTES), x_map, g * QMM_BK, (int)m0, bar);
+        mbar_expect_tx(bar, QMM_X_SLOT_BYTES);
+        qmm_tma_2d(smem_addr(xs + slot * QMM_X_SLOT_BYTES), x_map, g * QMM_BK, (int)m0, bar);
     }
     // Raw weight stage j into slot j & 1: four threads per row, each taking
     // every fourth of the 16-byte granules that span the row's bytes.
@@ -195,7 +163,7 @@ template <typename Deq, typename T> struct QmmPrefill {
         const u32 dst = w_copy_dst + (j & 1) * (QMM_BN * W::STRIDE);
 #pragma unroll
         for (int u = 0; u < (W::CHUNKS + 3) / 4; u++)
-            if (first + 64 * u < end) qmm_cp_async16(dst + 64 * u, (const void*)(first + 64 * u), 16);
+            if (first + 64 * u < end) cp_async<16>(dst + 64 * u, (const void*)(first + 64 * u), 16);
     }
     // Copy group g: input stage g, and the weight stage first needed by
     // input stage g + 1 (weight stage 0 with group 0). Always commits, so
@@ -204,7 +172,7 @@ template <typename Deq, typename T> struct QmmPrefill {
         if (g < x_stages && threadIdx.x == 0) x_issue(g);
         if (g == 0) w_issue(0);
         if ((g + 1) % W::SPB == 0 && (g + 1) / W::SPB < w_stages) w_issue((g + 1) / W::SPB);
-        qmm_cp_async_commit();
+        cp_async_commit();
     }
     // The warp's 16 rows × 32 k of input stage s, dequantized into A slot
     // s % QMM_A_SLOTS: fragments of the two k16 slabs, stored with stmatrix
@@ -232,11 +200,11 @@ template <typename Deq, typename T> struct QmmPrefill {
     }
     // Iteration s: the wgmmas of stage s, then the dequantization of s + 1.
     __device__ void step(int s, float (&acc)[64]) {
-        qmm_cp_async_wait<QMM_AHEAD - 1>();
-        qmm_fence_proxy_async();
+        cp_async_wait<QMM_AHEAD - 1>();
+        fence_proxy_async();
         __syncthreads();
         issue(s + QMM_AHEAD);
-        qmm_mbar_wait(bars + 8 * (s % QMM_X_SLOTS), (s / QMM_X_SLOTS) & 1);
+        mbar_wait(bars + 8 * (s % QMM_X_SLOTS), (s / QMM_X_SLOTS) & 1);
         const u64 x_d = x_desc + (s % QMM_X_SLOTS) * (QMM_X_SLOT_BYTES >> 4);
         const u64 a_d = a_desc + (s % QMM_A_SLOTS) * (QMM_A_SLOT_BYTES >> 4);
         qmm_wgmma_fence();
@@ -255,10 +223,10 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
     extern __shared__ __align__(1024) u8 qmm_smem[];
     __shared__ alignas(8) u64 qmm_bars[QMM_X_SLOTS];
     QmmPrefill<Deq, T> p;
-    p.xs = qmm_smem + ((1024 - (qmm_smem_addr(qmm_smem) & 1023)) & 1023);
+    p.xs = qmm_smem + ((1024 - (smem_addr(qmm_smem) & 1023)) & 1023);
     p.as = p.xs + QMM_X_SLOTS * QMM_X_SLOT_BYTES;
     p.ws = p.as + QMM_A_SLOTS * QMM_A_SLOT_BYTES;
-    p.bars = qmm_smem_addr(qmm_bars);
+    p.bars = smem_addr(qmm_bars);
     p.x_map = x_map;
     p.w = w;
     p.m = m;
@@ -272,18 +240,18 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     if (tid == 0) {
 #pragma unroll
-        for (int i = 0; i < QMM_X_SLOTS; i++) qmm_mbar_init(p.bars + 8 * i);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        for (int i = 0; i < QMM_X_SLOTS; i++) mbar_init(p.bars + 8 * i, 1);
+        mbar_init_fence();
     }
     __syncthreads();
     {
         const u32 r = tid >> 2, row = p.n0 + r < n ? p.n0 + r : n - 1;
         p.w_copy_row = (u64)w + row * row_bytes;
         p.w_copy_part = tid & 3;
-        p.w_copy_dst = qmm_smem_addr(p.ws + r * W::STRIDE) + 16 * p.w_copy_part;
+        p.w_copy_dst = smem_addr(p.ws + r * W::STRIDE) + 16 * p.w_copy_part;
     }
-    p.a_desc = qmm_desc(qmm_smem_addr(p.as));
-    p.x_desc = qmm_desc(qmm_smem_addr(p.xs) + wg * (128 * 128));
+    p.a_desc = qmm_desc(smem_addr(p.as));
+    p.x_desc = qmm_desc(smem_addr(p.xs) + wg * (128 * 128));
     const int g = lane >> 2;
     p.t = lane & 3;
     p.k_half = wg;  // warps 0-3 dequantize k 0-31 of a stage, warps 4-7 k 32-63
@@ -301,7 +269,7 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
 #pragma unroll
         for (int q = 0; q < 2; q++) {
             const int chunk = 4 * p.k_half + 2 * q + (mat >> 1);
-            p.a_dst[q] = qmm_smem_addr(p.as) + row * 128 + ((chunk ^ (row & 7)) << 4);
+            p.a_dst[q] = smem_addr(p.as) + row * 128 + ((chunk ^ (row & 7)) << 4);
         }
     }
 
@@ -310,7 +278,7 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
     for (int i = 0; i < 64; i++) acc[i] = 0.0f;
 
     for (int g0 = 0; g0 < QMM_AHEAD; g0++) p.issue(g0);
-    qmm_cp_async_wait<QMM_AHEAD - 1>();
+    cp_async_wait<QMM_AHEAD - 1>();
     __syncthreads();
     p.dequant(0);
     qmm_fence_acc(acc);

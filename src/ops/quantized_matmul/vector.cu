@@ -295,34 +295,6 @@ struct Qv_q6_k : QvType<210, 256, 4> {
     }
 };
 
-// ---- bulk copies and mbarriers ---------------------------------------------
-
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-// Arms the barrier for `bytes` and starts their copy from global `src`.
-__device__ __forceinline__ void bulk_copy(u32 dst, const u8* src, u32 bytes, u32 bar) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-                 "l"(src), "r"(bytes), "r"(bar)
-                 : "memory");
-}
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
-    u32 done;
-    do {
-        asm volatile(
-            "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-            : "=r"(done)
-            : "r"(bar), "r"(parity)
-            : "memory");
-    } while (!done);
-}
-
 // ---- x quantization --------------------------------------------------------
 
 __device__ __forceinline__ float div_rn(float a, float b) {
@@ -447,6 +419,7 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
             const u32 b0 = fq.q0 + f_seg * T::SB, nb = min((u32)T::SB, fq.q1 - b0);
             const u64 src = (u64)(f_row + (u64)b0 * T::BB), lo = src & ~(u64)15;
             const u32 bytes = (u32)(((src + nb * T::BB + 15) & ~(u64)15) - lo);
+            mbar_expect_tx(bar0 + 8 * slot, bytes);
             bulk_copy(ring0 + slot * SLOT + lane * QV_ROW_SLOT, (const u8*)lo, bytes, bar0 + 8 * slot);
         }
         if (++f_seg < fq.segs) return;
@@ -458,7 +431,7 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
     if (lane == 0) {
 #pragma unroll
         for (int s = 0; s < QV_STAGES; s++) mbar_init(bar0 + 8 * s, 8);
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        mbar_init_fence();
     }
     __syncwarp();
     // The first copies overlap the quantization of x.

@@ -101,16 +101,16 @@ __device__ void gdn_decode(const T* __restrict__ q, const T* __restrict__ k, con
             sq[r] = aq;
         }
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
+        for (int off = 16; off > 0; off >>= 1) {
 #pragma unroll
             for (int r = 0; r < GDN_DECODE_ROWS; ++r) {
-                sk[r] += __shfl_xor_sync(0xffffffffu, sk[r], o);
-                sq[r] += __shfl_xor_sync(0xffffffffu, sq[r], o);
+                sk[r] += __shfl_xor_sync(0xffffffffu, sk[r], off);
+                sq[r] += __shfl_xor_sync(0xffffffffu, sq[r], off);
             }
-            kq += __shfl_xor_sync(0xffffffffu, kq, o);
+            kq += __shfl_xor_sync(0xffffffffu, kq, off);
             if (d.l2_norm) {
-                qq += __shfl_xor_sync(0xffffffffu, qq, o);
-                kk += __shfl_xor_sync(0xffffffffu, kk, o);
+                qq += __shfl_xor_sync(0xffffffffu, qq, off);
+                kk += __shfl_xor_sync(0xffffffffu, kk, off);
             }
         }
         float qf = d.scale, kf = 1.f;

@@ -162,21 +162,6 @@ __device__ __forceinline__ void gdn_zero(float (*acc)[4]) {
 
 // ---- asynchronous copies ---------------------------------------------------
 
-__device__ __forceinline__ u32 gdn_smem_addr(const void* p) {
-    u32 r;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-    return r;
-}
-// 16 bytes, or 16 zero bytes when !valid (src is then not read).
-__device__ __forceinline__ void gdn_cp16(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(gdn_smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void gdn_cp4(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(gdn_smem_addr(dst)), "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void gdn_cp_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void gdn_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
-
 // ROWS × COLS elements of T from global rows `row_stride` apart into shared
 // rows `sstride` apart, 16 bytes per copy; rows ≥ valid_rows are zero-filled.
 // All NTH threads of the block call.
@@ -191,7 +176,7 @@ __device__ __forceinline__ void gdn_load_tile(T* dst, int sstride, const T* src,
         if (TOTAL % NTH == 0 || i < TOTAL) {
             const int r = i / PER_ROW, c = (i % PER_ROW) * VEC;
             const bool valid = r < valid_rows;
-            gdn_cp16(dst + r * sstride + c, valid ? src + r * row_stride + c : src, valid);
+            cp_async<16>(smem_addr(dst + r * sstride + c), valid ? src + r * row_stride + c : src, valid ? 16 : 0);
         }
     }
 }
@@ -208,11 +193,11 @@ __device__ __forceinline__ void gdn_load_rows(T* dst, int sstride, const T* src,
 
 __device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)) : "memory");
 }
 __device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(gdn_smem_addr(p)) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)) : "memory");
 }
 
 // acc[n] += A(16 × kdim) · B(kdim × 8·NT), both in shared memory. A is

@@ -107,7 +107,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     const u64 qk_row = (u64)Hk * K;
     gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(ks, KS, k + ((u64)start * Hk + kh) * K, qk_row, len);
     gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, len);
-    gdn_cp_commit();
+    cp_async_commit();
     if (warp == 0) {
         // G = inclusive prefix sum of g (two tokens per lane).
         const int i0 = 2 * lane;
@@ -125,7 +125,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 #pragma unroll
         for (int i = lane; i < GDN_C; i += 32) bs[i] = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
     }
-    gdn_cp_wait<0>();
+    cp_async_wait<0>();
     __syncthreads();
 
     {
@@ -190,7 +190,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 
     // v rows replace q rows while the warps solve for T.
     gdn_load_rows<T, GDN_C, GDN_PREP_THREADS>(xs, XS, v + ((u64)start * Hv + h) * V, (u64)Hv * V, V, len);
-    gdn_cp_commit();
+    cp_async_commit();
     {
         // T = (I + A)⁻¹ by 16×16 blocks. Warp w inverts diagonal block w by
         // forward substitution (lane j < 16 owns column j in registers);
@@ -266,7 +266,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
                 gdn_store2(tu + i * TS + jj, tv[ri][m].x * bs[jj], tv[ri][m].y * bs[jj + 1]);
             }
     }
-    gdn_cp_wait<0>();
+    cp_async_wait<0>();
     __syncthreads();
 
     // W = (T·diag(βe^G r_k))·K over all K columns at once, so that this

@@ -118,10 +118,10 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         if (tid < GDN_C) {
             const u64 at = (u64)(start + tid) * Hv + h;
             const bool ok = tid < len;
-            gdn_cp4(fl + tid, ok ? fq_in + at : fq_in, ok);
-            gdn_cp4(fl + GDN_C + tid, ok ? fk_in + at : fk_in, ok);
+            cp_async<4>(smem_addr(fl + tid), ok ? fq_in + at : fq_in, ok ? 4 : 0);
+            cp_async<4>(smem_addr(fl + GDN_C + tid), ok ? fk_in + at : fk_in, ok ? 4 : 0);
         } else if (tid == GDN_C) {
-            gdn_cp4(fl + 2 * GDN_C, cd_in + (u64)c * Hv + h, true);
+            cp_async<4>(smem_addr(fl + 2 * GDN_C), cd_in + (u64)c * Hv + h, 4);
         }
     };
 
@@ -134,7 +134,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     const bool halves = S == 3 && !q_in_w;
     for (int p = 0; p < (S > 1 ? S - 1 : 1); ++p) {
         if (c0 + p < c1) load_chunk(c0 + p, p, 3);
-        gdn_cp_commit();
+        cp_async_commit();
     }
     for (int c = c0; c < c1; ++c) {
         const int s = (c - c0) % S;
@@ -142,14 +142,14 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             // Chunk c + 2's group is committed after its second half, so
             // chunk c's is the older of the two pending.
             if (c + 2 < c1) load_chunk(c + 2, (c - c0 + 2) % 3, 1);
-            gdn_cp_wait<1>();
+            cp_async_wait<1>();
         } else if (S > 1) {
             if (c + S - 1 < c1) load_chunk(c + S - 1, (c - c0 + S - 1) % S, 3);
-            gdn_cp_commit();
-            if (S == 3) gdn_cp_wait<2>();
-            else gdn_cp_wait<1>();
+            cp_async_commit();
+            if (S == 3) cp_async_wait<2>();
+            else cp_async_wait<1>();
         } else {
-            gdn_cp_wait<0>();
+            cp_async_wait<0>();
         }
         T *ws, *kt, *qt, *pt, *ut;
         float* fl;
@@ -195,12 +195,12 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         __syncthreads();
         if (halves) {
             if (c + 2 < c1) load_chunk(c + 2, (c - c0 + 2) % 3, 2);
-            gdn_cp_commit();
+            cp_async_commit();
         }
         if (q_in_w) {
             gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, len);
-            gdn_cp_commit();
-            gdn_cp_wait<0>();
+            cp_async_commit();
+            cp_async_wait<0>();
             __syncthreads();
         }
 
@@ -234,10 +234,10 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         __syncthreads();
         if (S == 1 && c + 1 < c1) {
             load_chunk(c + 1, 0, 3);
-            gdn_cp_commit();
+            cp_async_commit();
         }
     }
-    gdn_cp_wait<0>();
+    cp_async_wait<0>();
 
     if (final_state) {
 #pragma unroll
