@@ -310,47 +310,49 @@ __device__ __forceinline__ int rint_s32(float v) {
 
 // x[e0 … e0 + count) → codes at xq and group sums at xm (offsets in
 // shared memory); count is a multiple of 32. Each lane quantizes 8
-// consecutive elements (4 lanes make a group) of up to 4 chunks of 256,
-// all loaded before any is converted, so that their reads overlap.
+// consecutive elements (4 lanes make a group) of up to QV_X_BATCH chunks
+// of 256, all loaded before any is converted, so that their reads overlap;
+// a batch starts at x_batch0() and steps by QV_X_BATCH_STEP.
+#define QV_X_BATCH 4
+#define QV_X_BATCH_STEP (QV_X_BATCH * QV_WARPS * 256)
+__device__ __forceinline__ u32 x_batch0() { return (threadIdx.x >> 5) * 256 + 8 * (threadIdx.x & 31); }
+
 template <class IO>
-__device__ __forceinline__ void quantize_x(const IO* __restrict__ x, u32 e0, u32 count, u8* sm, u32 xq, u32 xm) {
-    constexpr int BATCH = 4;
-    constexpr u32 STRIDE = QV_WARPS * 256;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (u32 c0 = warp * 256 + 8 * lane; c0 - 8 * lane < count; c0 += BATCH * STRIDE) {
-        float v[BATCH][8];
+__device__ __forceinline__ void x_load(const IO* __restrict__ x, u32 e0, u32 count, u32 c0, float (&v)[QV_X_BATCH][8]) {
 #pragma unroll
-        for (int u = 0; u < BATCH; u++) {
-            const u32 e = c0 + u * STRIDE;
+    for (int u = 0; u < QV_X_BATCH; u++) {
+        const u32 e = c0 + u * QV_WARPS * 256;
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[u][j] = e < count ? to_f32(x[e0 + e + j]) : 0.f;
+        for (int j = 0; j < 8; j++) v[u][j] = e < count ? to_f32(x[e0 + e + j]) : 0.f;
+    }
+}
+
+__device__ __forceinline__ void x_convert(u32 count, u32 c0, const float (&v)[QV_X_BATCH][8], u8* sm, u32 xq, u32 xm) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < QV_X_BATCH; u++) {
+        const u32 e = c0 + u * QV_WARPS * 256;
+        float amax = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[u][j]));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        // A d below the smallest normal f32 (amax < 127 · 2⁻¹²⁶) has no
+        // finite inverse: such a group counts as zeros.
+        const float d = div_rn(amax, 127.f), inv = d >= 1.17549435e-38f ? div_rn(1.f, d) : 0.f;
+        u32 packed[2] = {0, 0};
+        int s = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int q = rint_s32(v[u][j] * inv);
+            s += q;
+            packed[j / 4] |= ((u32)q & 0xFFu) << (8 * (j % 4));
         }
-#pragma unroll
-        for (int u = 0; u < BATCH; u++) {
-            const u32 e = c0 + u * STRIDE;
-            float amax = 0.f;
-#pragma unroll
-            for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[u][j]));
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-            // A d below the smallest normal f32 (amax < 127 · 2⁻¹²⁶) has no
-            // finite inverse: such a group counts as zeros.
-            const float d = div_rn(amax, 127.f), inv = d >= 1.17549435e-38f ? div_rn(1.f, d) : 0.f;
-            u32 packed[2] = {0, 0};
-            int s = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int q = rint_s32(v[u][j] * inv);
-                s += q;
-                packed[j / 4] |= ((u32)q & 0xFFu) << (8 * (j % 4));
-            }
-            const int s16 = s + __shfl_xor_sync(0xffffffffu, s, 1);
-            const int s32 = s16 + __shfl_xor_sync(0xffffffffu, s16, 2);
-            if (e < count) {
-                *(uint2*)(sm + xq + e) = make_uint2(packed[0], packed[1]);
-                if ((lane & 3) == 0)
-                    *(int4*)(sm + xm + 16 * (e / 32)) = make_int4(__float_as_int(d), s32, s16, s32 - s16);
-            }
+        const int s16 = s + __shfl_xor_sync(0xffffffffu, s, 1);
+        const int s32 = s16 + __shfl_xor_sync(0xffffffffu, s16, 2);
+        if (e < count) {
+            *(uint2*)(sm + xq + e) = make_uint2(packed[0], packed[1]);
+            if ((lane & 3) == 0) *(int4*)(sm + xm + 16 * (e / 32)) = make_int4(__float_as_int(d), s32, s16, s32 - s16);
         }
     }
 }
@@ -434,15 +436,23 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
         mbar_init_fence();
     }
     __syncwarp();
-    // The first copies overlap the quantization of x.
+    // x's first batch is read before the first weight copies, which would
+    // otherwise fill the memory queues ahead of it; the copies then overlap
+    // its quantization.
+    const u32 c_first = x_batch0();
+    float xv[QV_X_BATCH][8];
+    x_load(x, 0, x_elems, c_first, xv);
 #pragma unroll
     for (int s = 0; s < QV_STAGES; s++) issue(s);
 
     u32 slot = 0, parity = 0, tiles_done = 0;
     for (u32 ph = 0; ph < n_phases; ph++) {
         if (ph > 0) __syncthreads();  // every warp is done with the previous phase's x
-        const u32 e0 = ph * phase_blocks * T::BE;
-        quantize_x(x, e0, min(x_elems, p.row_blocks * T::BE - e0), sm, xq, xm);
+        const u32 e0 = ph * phase_blocks * T::BE, count = min(x_elems, p.row_blocks * T::BE - e0);
+        for (u32 c0 = c_first; c0 - c_first + warp * 256 < count; c0 += QV_X_BATCH_STEP) {
+            if (ph > 0 || c0 != c_first) x_load(x, e0, count, c0, xv);
+            x_convert(count, c0, xv, sm, xq, xm);
+        }
         __syncthreads();
         const Quarter cq = quarter_of(ph);
         for (u32 tile = 0; tile < my_tiles; tile++, tiles_done++) {
