@@ -31,9 +31,9 @@
 //     read theirs;
 //   - iteration s: one barrier; the copies of stage s+2 are queued; four
 //     wgmmas on stage s are issued asynchronously; while they run, the
-//     weights of stage s+1 are dequantized (after wgmma.wait_group 1: the
+//     weights of stage s+1 are dequantized, then wgmma.wait_group 1: the
 //     barrier of iteration s + 1 then orders both warpgroups' stage s − 1
-//     reads before the slot is written again).
+//     reads before that slot is written again.
 //
 // The including module defines QMM_DEQ (the Deq struct) and the two entry
 // names QMM_NAME_F32 / QMM_NAME_BF16, for f32 and bf16 output (see
@@ -187,7 +187,9 @@ template <typename Deq, typename T> struct QmmPrefill {
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             if (valid > 0) {
-                const u8* row = w_row[h] + (j & 1) * (QMM_BN * W::STRIDE) + ((wdelta[h] + stage_off) & 15);
+                // A stage of whole 16-byte units keeps every row's offset in its granule.
+                const u32 in_granule = W::STAGE_BYTES % 16 == 0 ? wdelta[h] : (wdelta[h] + stage_off) & 15;
+                const u8* row = w_row[h] + (j & 1) * (QMM_BN * W::STRIDE) + in_granule;
                 Deq::dequant32(row + (es / Deq::QK) * Deq::BYTES, es % Deq::QK, t, valid, o[h]);
             } else {
 #pragma unroll
@@ -211,8 +213,11 @@ template <typename Deq, typename T> struct QmmPrefill {
 #pragma unroll
         for (int q = 0; q < 4; q++) qmm_wgmma(acc, a_d + 2 * q, x_d + 2 * q);  // +32 bytes per k16 slab
         qmm_wgmma_commit();
-        qmm_wgmma_wait<1>();
         if (s + 1 < x_stages) dequant(s + 1);
+        // Stage s − 1's wgmmas are done before the next barrier, after
+        // which dequant(s + 2) rewrites their A slot; dequant(s + 1) writes
+        // the slot of stage s − 2, which the last iteration's wait freed.
+        qmm_wgmma_wait<1>();
     }
 };
 
