@@ -20,8 +20,10 @@
 //!   long as the graph.
 //! - While capturing, the closure may only queue work: anything that waits
 //!   for the GPU (`commit_and_wait`, host `read`/`write` on the capturing
-//!   thread, an op allocating scratch it frees before returning) fails the
-//!   capture with an error.
+//!   thread) fails the capture with an error, and so does freeing a buffer
+//!   (one made and dropped inside the closure), whose memory the graph
+//!   would use after the free. Scratch that ops take from the encoder is
+//!   allocated and freed in stream order, which a graph records.
 //! - Capture needs an encoder of its own
 //!   ([`MlxDevice::command_encoder_on_new_stream`]): the device's shared
 //!   stream carries host reads and writes, and no other thread may queue
@@ -105,8 +107,8 @@ impl GraphExecutor {
                         return Err(MlxError::invalid(
                             OP,
                             format!(
-                                "the work waited for the GPU while recording, which \
-                                 invalidates a capture ({e})"
+                                "the capture was invalidated, for example by waiting for \
+                                 the GPU while recording ({e})"
                             ),
                         ))
                     }

@@ -56,6 +56,9 @@ pub(crate) struct CudaContext {
     /// recording, while any stream records. Read-locked while waiting;
     /// write-locked to add, remove, or start or end a recording.
     streams: RwLock<Vec<TrackedStream>>,
+    /// The device's default memory pool, where stream-ordered scratch goes
+    /// when freed (`None` where the driver has no pools).
+    scratch_pool: Option<Handle<sys::CUmemoryPool>>,
     pub props: CudaProperties,
 }
 
@@ -69,6 +72,9 @@ thread_local! {
     /// Set while this thread records a graph: its host accesses would read
     /// or write memory before the recorded work ever runs, so they fail.
     static RECORDING: Cell<bool> = const { Cell::new(false) };
+    /// Set when this thread frees a plain allocation while recording: the
+    /// graph may hold its address, so the recording fails when it ends.
+    static FREED_WHILE_RECORDING: Cell<bool> = const { Cell::new(false) };
 }
 
 impl CudaContext {
@@ -96,7 +102,7 @@ impl CudaContext {
         // SAFETY: `ctx` was just retained.
         unsafe { cu::ctx::set_current(ctx) }.map_err(err("set context"))?;
         let props = read_properties(ordinal, device)?;
-        keep_freed_scratch(device)?;
+        let scratch_pool = keep_freed_scratch(device);
         let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
             .map_err(err("create stream"))?;
         Ok(Arc::new(CudaContext {
@@ -106,6 +112,7 @@ impl CudaContext {
                 stream: Handle(stream),
                 recording: false,
             }]),
+            scratch_pool,
             props,
         }))
     }
@@ -126,9 +133,20 @@ impl CudaContext {
     pub fn alloc(&self, bytes: usize) -> Result<u64> {
         self.bind()?;
         // SAFETY: plain device allocation of `bytes` > 0 bytes.
-        unsafe { cu::malloc_sync(bytes) }.map_err(|e| {
-            MlxError::cuda("alloc", format!("cuMemAlloc of {bytes} bytes failed: {e}"))
-        })
+        let mut ptr = unsafe { cu::malloc_sync(bytes) };
+        if ptr.is_err() {
+            if let Some(pool) = self.scratch_pool {
+                // Scratch the pool keeps cached may be what is missing:
+                // give it back (after the work that may use it) and retry.
+                // SAFETY: the pool is the device's default one, live for the
+                // process; trimming releases only unused memory.
+                if unsafe { cu::mem_pool::trim_to(pool.0, 0) }.is_ok() {
+                    // SAFETY: as above.
+                    ptr = unsafe { cu::malloc_sync(bytes) };
+                }
+            }
+        }
+        ptr.map_err(|e| MlxError::cuda("alloc", format!("cuMemAlloc of {bytes} bytes failed: {e}")))
     }
 
     /// `bytes` of scratch ordered on `stream`: usable by work queued there
@@ -157,6 +175,9 @@ impl CudaContext {
 
     /// Frees an allocation. The driver waits for queued work that may use it.
     pub fn free(&self, ptr: u64) {
+        if RECORDING.get() {
+            FREED_WHILE_RECORDING.set(true);
+        }
         if self.bind().is_ok() {
             // SAFETY: `ptr` came from `alloc` and is freed exactly once (by
             // the owning storage's Drop). An error here cannot be reported.
@@ -165,7 +186,9 @@ impl CudaContext {
     }
 
     /// Waits for all work queued on every stream of this context (a stream
-    /// being recorded into a graph holds no work that runs).
+    /// being recorded into a graph holds no work that runs). The lock is
+    /// held across the waits so that no stream starts recording while it
+    /// is waited for, which would break the recording.
     pub fn synchronize(&self) -> Result<()> {
         self.bind_for_host_access()?;
         let streams = self.streams.read();
@@ -247,7 +270,14 @@ impl CudaContext {
         Ok(stream)
     }
 
+    /// Destroys a stream from `new_stream` once its queued work has run:
+    /// host waits no longer see it afterwards, so they must not miss work
+    /// that was still queued there.
     pub fn destroy_stream(&self, stream: sys::CUstream) {
+        if self.bind().is_ok() {
+            // An error here (a failed kernel) cannot be reported from a drop.
+            let _ = stream_sync(stream);
+        }
         self.streams.write().retain(|s| s.stream.0 != stream);
         if self.bind().is_ok() {
             // SAFETY: the stream was created by `new_stream` and is destroyed once.
@@ -271,12 +301,14 @@ impl CudaContext {
             ));
         }
         self.bind_for_host_access()?;
+        // Only the recording encoder queues on its stream, so the wait can
+        // come before the lock that other threads' host waits take.
+        stream_sync(stream)?;
         let mut streams = self.streams.write();
         let tracked = streams
             .iter_mut()
             .find(|s| s.stream.0 == stream)
             .ok_or_else(|| MlxError::invalid(OP, "the stream is not one of this context's"))?;
-        stream_sync(stream)?;
         // SAFETY: the stream is live and is not the legacy NULL stream.
         unsafe {
             cu::stream::begin_capture(
@@ -287,6 +319,7 @@ impl CudaContext {
         .map_err(err(OP))?;
         tracked.recording = true;
         RECORDING.set(true);
+        FREED_WHILE_RECORDING.set(false);
         Ok(Recording {
             ctx: self,
             stream,
@@ -314,22 +347,26 @@ impl CudaContext {
     }
 }
 
-/// Scratch freed in stream order goes back to the device's default memory
-/// pool; by default the pool returns it to the driver at every
-/// synchronization, so the next step's scratch would be a fresh allocation.
-/// Keeping it makes scratch a pool hit after the first step, at the cost of
-/// holding the largest scratch the process has used.
-fn keep_freed_scratch(device: sys::CUdevice) -> Result<()> {
+/// The device's default memory pool, set to keep what stream-ordered
+/// scratch frees (`None` where the driver has no pools; scratch then still
+/// works, allocated afresh). By default the pool returns freed memory to
+/// the driver at every synchronization, so each step's scratch would be a
+/// fresh allocation; kept, scratch is a pool hit after the first step, at
+/// the cost of holding the largest scratch in use at once until a plain
+/// allocation runs short (`CudaContext::alloc` then trims the pool). The
+/// setting is the device's, for the whole process.
+fn keep_freed_scratch(device: sys::CUdevice) -> Option<Handle<sys::CUmemoryPool>> {
     let mut threshold = u64::MAX;
     // SAFETY: `device` came from cuDeviceGet; the attribute takes a u64.
     unsafe {
-        let pool = cu::device::get_default_mem_pool(device).map_err(err("memory pool"))?;
+        let pool = cu::device::get_default_mem_pool(device).ok()?;
         cu::mem_pool::set_attribute(
             pool,
             sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
             (&mut threshold as *mut u64).cast(),
         )
-        .map_err(err("memory pool"))
+        .ok()?;
+        Some(Handle(pool))
     }
 }
 
@@ -517,14 +554,27 @@ impl Recording<'_> {
     }
 
     fn finish(&mut self) -> Result<sys::CUgraph> {
-        RECORDING.set(false);
+        self.ctx.bind()?;
         let mut streams = self.ctx.streams.write();
+        // SAFETY: the stream is live and recording (begin_capture succeeded).
+        let graph =
+            unsafe { cu::stream::end_capture(self.stream) }.map_err(err("end graph capture"));
         if let Some(tracked) = streams.iter_mut().find(|s| s.stream.0 == self.stream) {
             tracked.recording = false;
         }
-        self.ctx.bind()?;
-        // SAFETY: the stream is live and recording (begin_capture succeeded).
-        unsafe { cu::stream::end_capture(self.stream) }.map_err(err("end graph capture"))
+        RECORDING.set(false);
+        if FREED_WHILE_RECORDING.replace(false) {
+            if let Ok(g) = graph {
+                destroy_graph(g);
+            }
+            return Err(MlxError::invalid(
+                "end graph capture",
+                "memory was freed while recording (a buffer made and dropped inside the \
+                 recorded work); the graph would use it after the free. Keep such buffers \
+                 outside the closure, or let ops take encoder scratch",
+            ));
+        }
+        graph
     }
 }
 

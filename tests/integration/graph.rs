@@ -3,12 +3,15 @@
 
 use mlx_native::ops::elementwise::{add, scale};
 use mlx_native::ops::fill::fill;
-use mlx_native::{CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxDevice, MlxError};
+use mlx_native::{
+    CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxBufferPool, MlxDevice, MlxError,
+};
 
 backend_tests! {
     graph_replays_recorded_work => check_replays,
     graph_capture_failures_leave_the_encoder_usable => check_capture_errors,
     graph_capture_leaves_other_threads_working => check_other_threads_during_capture,
+    host_reads_wait_for_a_dropped_encoders_work => check_dropped_encoder,
 }
 
 fn all_equal(b: &MlxBuffer, want: f32) -> bool {
@@ -118,6 +121,17 @@ fn check_capture_errors(dev: &MlxDevice) {
         assert!(e.to_string().contains("recording a graph"), "{e}");
         usable(&mut enc, 6.0);
 
+        // A buffer made and dropped inside the recorded work would be freed
+        // before the graph ever runs.
+        let d = dev.clone();
+        let e = GraphExecutor::capture(&mut enc, move |e| {
+            let tmp = MlxBufferPool::new(&d).alloc(DType::F32, &[64])?;
+            fill(e, &tmp, 1.0)
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("freed while recording"), "{e}");
+        usable(&mut enc, 8.0);
+
         // The shared stream carries host reads and writes: it cannot record.
         let mut shared = dev.command_encoder().unwrap();
         let e = GraphExecutor::capture(&mut shared, |_| Ok(())).unwrap_err();
@@ -170,4 +184,23 @@ fn check_other_threads_during_capture(dev: &MlxDevice) {
         "the other thread saw wrong values during the capture"
     );
     assert!(all_equal(&target, 2.0));
+}
+
+/// Work committed on an encoder of its own that is then dropped without
+/// waiting still finishes before a later host read (host waits cover only
+/// live streams, so a stream's destruction waits for its work).
+fn check_dropped_encoder(dev: &MlxDevice) {
+    let n = 1 << 22;
+    let buf = MlxBuffer::zeros(dev, DType::F32, &[n]).unwrap();
+    for value in [3.0, 5.0] {
+        let mut enc = dev.command_encoder_on_new_stream().unwrap();
+        fill(&mut enc, &buf, value).unwrap();
+        scale(&mut enc, &buf, &buf, 2.0).unwrap();
+        enc.commit();
+        drop(enc);
+        assert!(
+            all_equal(&buf, 2.0 * value as f32),
+            "read before the work finished"
+        );
+    }
 }

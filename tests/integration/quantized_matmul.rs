@@ -26,6 +26,7 @@ backend_tests! {
     quantized_matmul_vector_long_rows => check_vector_long_rows,
     quantized_matmul_vector_weight_views => check_vector_weight_views,
     quantized_matmul_vector_rejects_bad_input => check_vector_errors,
+    quantized_matmul_propagates_nan => check_nan_propagates,
 }
 
 const ROW_COUNTS: [usize; 11] = [1, 2, 3, 4, 5, 8, 9, 17, 64, 129, 512];
@@ -681,4 +682,37 @@ fn check_errors(dev: &MlxDevice) {
     )
     .unwrap_err();
     expect(e, "overlaps");
+}
+
+/// A NaN input element makes every output NaN on every path (the vector
+/// path's input quantization must not turn it into a zero code).
+fn check_nan_propagates(dev: &MlxDevice) {
+    let paths = [
+        QuantizedMatmulPath::Auto,
+        QuantizedMatmulPath::Decode,
+        QuantizedMatmulPath::Prefill,
+    ];
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let (n, k) = (37, 512);
+        let case = Case::new(ty, 1, n, k, 400 + ty.id() as u64);
+        let mut x = case.x.clone();
+        x[300] = f32::NAN;
+        let row_bytes = ty.row_bytes(k as u64).unwrap();
+        let weight = MlxBuffer::from_bytes(dev, &case.weight, DType::U8, &[n, row_bytes]).unwrap();
+        for dtype in [DType::F32, DType::BF16] {
+            let input = float_buffer(dev, &x, dtype, &[1, k]);
+            for path in paths {
+                let output = MlxBuffer::zeros(dev, dtype, &[1, n]).unwrap();
+                let mut enc = dev.command_encoder().unwrap();
+                quantized_matmul_ggml_via(&mut enc, &input, &weight, &output, &case.p, path)
+                    .unwrap();
+                enc.commit_and_wait().unwrap();
+                let got = read_f32(&output);
+                assert!(
+                    got.iter().all(|v| v.is_nan()),
+                    "{ty:?} {dtype} {path:?}: a NaN input gave {got:?}"
+                );
+            }
+        }
+    }
 }

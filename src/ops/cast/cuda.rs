@@ -23,8 +23,8 @@ pub(super) fn cast(enc: &mut CommandEncoder, src: &MlxBuffer, dst: &MlxBuffer) -
         (a, b) => return Err(MlxError::unsupported("cast", format!("{a} to {b}"))),
     };
     let n = src.element_count() as u64;
-    // Device allocations are 256-byte aligned, so the views' offsets decide.
-    let aligned = u32::from(src.byte_offset() % 16 == 0 && dst.byte_offset() % 16 == 0);
+    let on_16 = |b: &MlxBuffer| b.device_ptr().is_some_and(|a| a % 16 == 0);
+    let aligned = u32::from(on_16(src) && on_16(dst));
     let config = grid_stride_launch(enc, n.div_ceil(8), 256);
     enc.dispatch_kernel(
         kernel,

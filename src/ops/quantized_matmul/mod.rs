@@ -26,7 +26,8 @@
 //! relative error near 2⁻⁹ of `Σ |x·w|` for inputs of similar magnitude,
 //! much less on average as the roundings cancel), plus f32 summation. A
 //! run of 32 elements whose largest magnitude is below 127 · 2⁻¹²⁶ (where
-//! `d` has no finite f32 inverse) counts as zeros.
+//! `d` has no finite f32 inverse) counts as zeros; a NaN or infinite input
+//! makes every output NaN.
 //!
 //! The decode path multiplies on tensor cores, with f16 operands: each
 //! weight is dequantized to f16 (K-quant sub-block scales and mins are

@@ -333,13 +333,23 @@ __device__ __forceinline__ void x_convert(u32 count, u32 c0, const float (&v)[QV
     for (int u = 0; u < QV_X_BATCH; u++) {
         const u32 e = c0 + u * QV_WARPS * 256;
         float amax = 0.f;
+        int nan = 0;
 #pragma unroll
-        for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(v[u][j]));
+        for (int j = 0; j < 8; j++) {
+            amax = fmaxf(amax, fabsf(v[u][j]));
+            nan |= v[u][j] != v[u][j];
+        }
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        nan |= __shfl_xor_sync(0xffffffffu, nan, 1);
+        nan |= __shfl_xor_sync(0xffffffffu, nan, 2);
         // A d below the smallest normal f32 (amax < 127 · 2⁻¹²⁶) has no
-        // finite inverse: such a group counts as zeros.
-        const float d = div_rn(amax, 127.f), inv = d >= 1.17549435e-38f ? div_rn(1.f, d) : 0.f;
+        // finite inverse: such a group counts as zeros. fmaxf skips NaN, so
+        // a group holding one gets d = NaN (its codes 0), which makes every
+        // output NaN, as on the other paths; an infinite input gives
+        // d = inf and codes 0, and so NaN outputs too.
+        const float d = nan ? __int_as_float(0x7fc00000) : div_rn(amax, 127.f);
+        const float inv = d >= 1.17549435e-38f ? div_rn(1.f, d) : 0.f;
         u32 packed[2] = {0, 0};
         int s = 0;
 #pragma unroll

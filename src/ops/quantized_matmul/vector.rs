@@ -81,6 +81,8 @@ pub(super) fn launch(
             )
         })
     };
+    // The kernel counts elements of a row in 32-bit arithmetic.
+    dim("k", p.k)?;
     let params = QvParams {
         row_bytes: (weight.byte_len() / p.n) as u64,
         n: dim("n", p.n)?,

@@ -299,6 +299,7 @@ fn prefill_recorded_in_a_graph(dev: &MlxDevice) {
     .unwrap();
     for replay in 0..2 {
         fill(&mut enc, &o, f64::NAN).unwrap();
+        fill(&mut enc, &state, f64::NAN).unwrap();
         graph.replay(&mut enc).unwrap();
         enc.commit_and_wait().unwrap();
         assert_eq!(read_f32(&o), direct.o, "replay {replay}: o");
