@@ -112,17 +112,19 @@ pub(super) fn launch(
     let row_bytes = p.ggml_type.row_bytes(p.k as u64)? as u64;
     // The kernel reads the input through a TMA descriptor, which needs bf16
     // rows starting on 16 bytes; any other input is converted first.
+    let device_address = |b: &MlxBuffer| {
+        b.device_ptr()
+            .ok_or_else(|| MlxError::invalid(super::OP, "the input is not in device memory"))
+    };
     let staged;
     let (rows, row_len) =
-        if input.dtype() == DType::BF16 && input.byte_offset() % 16 == 0 && p.k % 8 == 0 {
+        if input.dtype() == DType::BF16 && device_address(input)? % 16 == 0 && p.k % 8 == 0 {
             (input, p.k)
         } else {
             staged = bf16_rows(enc, input, p.m, p.k)?;
             (&staged.0, staged.1)
         };
-    let address = rows
-        .device_ptr()
-        .ok_or_else(|| MlxError::invalid(super::OP, "the input is not in device memory"))?;
+    let address = device_address(rows)?;
     let map = bf16_tensor_map(address, p.m, p.k, 2 * row_len, TILE_M as u32, 64)?;
     let config = LaunchConfig {
         grid: (dim("n / 64", p.n.div_ceil(TILE_N))?, grid_y, 1),
