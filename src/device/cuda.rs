@@ -137,9 +137,9 @@ impl CudaContext {
         if ptr.is_err() {
             if let Some(pool) = self.scratch_pool {
                 // Scratch the pool keeps cached may be what is missing:
-                // give it back (after the work that may use it) and retry.
+                // give back what it can release now and retry.
                 // SAFETY: the pool is the device's default one, live for the
-                // process; trimming releases only unused memory.
+                // process; trimming never releases memory still in use.
                 if unsafe { cu::mem_pool::trim_to(pool.0, 0) }.is_ok() {
                     // SAFETY: as above.
                     ptr = unsafe { cu::malloc_sync(bytes) };
