@@ -27,11 +27,13 @@
 // Layout of the work: a tile is 32 rows; a CTA (16 warps, persistent, one
 // per multiprocessor) takes tiles blockIdx.x, blockIdx.x + gridDim.x, …;
 // warp w streams rows 8·(w % 4) … + 7 of the tile over quarter w / 4 of k,
-// in segments of `T::SB` blocks per row (one slot: 8 row copies); the four
-// quarters' sums meet in shared memory. When k exceeds what shared memory
-// holds (`QV_XCAP` elements), the CTA walks k in phases, x of each phase
-// quantized in turn, and partial row sums wait in shared memory; the
-// launcher then gives a CTA at most `QV_GROUP` rows.
+// in segments of `T::SB` blocks per row (one slot: 8 row copies). Each
+// warp keeps its quarter's row sums in shared memory and moves on without
+// waiting for the others (a CTA-wide barrier per tile idles the warps whose
+// copies landed first); the four quarters' sums are added, in a fixed
+// order, once every tile is done. The launcher sizes the grid so that a
+// CTA's row sums fit. When k exceeds what shared memory holds (`QV_XCAP`
+// elements), the CTA walks k in phases, x of each phase quantized in turn.
 //
 // Reading a 16-byte granule that holds at least one byte of the tensor
 // never faults (memory is mapped in pages); bytes outside it are not used.
@@ -39,10 +41,9 @@
 #include "mlxn_prelude.cuh"
 
 #define QV_WARPS 16     // warps per CTA: 4 row groups × 4 quarters of k
-#define QV_STAGES 3     // slots in a warp's ring
-#define QV_ROW_SLOT 464 // bytes of a row's segment in a slot (an odd number of 16-byte units, for banks)
-#define QV_XCAP 32768   // x elements quantized at once (a multiple of 256)
-#define QV_GROUP 256    // most rows of a CTA when k needs several phases
+#define QV_STAGES 2     // slots in a warp's ring
+#define QV_ROW_SLOT 720 // bytes of a row's segment in a slot (an odd number of 16-byte units, for banks)
+#define QV_XCAP 16384   // x elements quantized at once (a multiple of 256)
 
 struct QvParams {
     u64 row_bytes;   // bytes per weight row
@@ -386,14 +387,13 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
     const u32 x_elems = n_phases > 1 ? QV_XCAP : p.row_blocks * T::BE;
 
     // Shared memory: the warps' rings, their barriers, x codes, x group
-    // sums, the quarters' sums of two tiles, the rows' partial sums (several
-    // phases only).
+    // sums, the rows' sums per quarter ([4][my_tiles · 32]).
     const u32 ring = warp * QV_STAGES * SLOT;
     const u32 bars = QV_WARPS * QV_STAGES * SLOT;
     const u32 xq = bars + QV_WARPS * QV_STAGES * 8;
     const u32 xm = xq + x_elems;
-    float* quarter_sums = (float*)(sm + xm + x_elems / 2);  // [2][4][32]
-    float* row_sums = quarter_sums + 2 * 4 * 32;          // [QV_GROUP]
+    const u32 cta_rows = my_tiles * 32;
+    float* row_sums = (float*)(sm + xm + x_elems / 2);
     const u32 bar0 = smem_addr(sm + bars) + warp * QV_STAGES * 8;
     const u32 ring0 = smem_addr(sm + ring);
 
@@ -455,7 +455,7 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
 #pragma unroll
     for (int s = 0; s < QV_STAGES; s++) issue(s);
 
-    u32 slot = 0, parity = 0, tiles_done = 0;
+    u32 slot = 0, parity = 0;
     for (u32 ph = 0; ph < n_phases; ph++) {
         if (ph > 0) __syncthreads();  // every warp is done with the previous phase's x
         const u32 e0 = ph * phase_blocks * T::BE, count = min(x_elems, p.row_blocks * T::BE - e0);
@@ -465,7 +465,7 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
         }
         __syncthreads();
         const Quarter cq = quarter_of(ph);
-        for (u32 tile = 0; tile < my_tiles; tile++, tiles_done++) {
+        for (u32 tile = 0; tile < my_tiles; tile++) {
             const u8* row = row_start(tile, r);
             float acc = 0.f;
             for (u32 b0 = cq.q0; b0 < cq.q1; b0 += T::SB) {
@@ -492,32 +492,20 @@ __device__ __forceinline__ void qv(const IO* __restrict__ x, const u8* __restric
                     parity ^= 1;
                 }
             }
-            // The row's sum over this quarter, then over the four quarters.
+            // The row's sum over this quarter (and the phases so far).
             acc += __shfl_xor_sync(0xffffffffu, acc, 1);
             acc += __shfl_xor_sync(0xffffffffu, acc, 2);
-            float* qs = quarter_sums + (tiles_done & 1) * 128;
-            if (col == 0) qs[quarter * 32 + rg * 8 + r] = acc;
-            __syncthreads();
-            if (threadIdx.x < 32) {
-                const float v = qs[threadIdx.x] + qs[32 + threadIdx.x] + qs[64 + threadIdx.x] + qs[96 + threadIdx.x];
-                const u32 row = (blockIdx.x + tile * gridDim.x) * 32 + threadIdx.x;
-                if (row < p.n) {
-                    if (n_phases == 1) {
-                        out[row] = from_f32<IO>(v);
-                    } else {
-                        float* s = row_sums + tile * 32 + threadIdx.x;
-                        *s = ph == 0 ? v : *s + v;
-                    }
-                }
+            if (col == 0) {
+                float* s = row_sums + quarter * cta_rows + tile * 32 + rg * 8 + r;
+                *s = ph == 0 ? acc : *s + acc;
             }
         }
     }
-    if (n_phases > 1) {
-        __syncthreads();
-        for (u32 i = threadIdx.x; i < my_tiles * 32; i += QV_WARPS * 32) {
-            const u32 row = (blockIdx.x + i / 32 * gridDim.x) * 32 + i % 32;
-            if (row < p.n) out[row] = from_f32<IO>(row_sums[i]);
-        }
+    __syncthreads();
+    for (u32 i = threadIdx.x; i < cta_rows; i += QV_WARPS * 32) {
+        const u32 row = (blockIdx.x + i / 32 * gridDim.x) * 32 + i % 32;
+        const float v = row_sums[i] + row_sums[cta_rows + i] + row_sums[2 * cta_rows + i] + row_sums[3 * cta_rows + i];
+        if (row < p.n) out[row] = from_f32<IO>(v);
     }
 }
 

@@ -23,14 +23,15 @@ pub(super) const TYPES: [GgmlType; 5] = [
     GgmlType::Q6_K,
 ];
 
-/// `QV_WARPS`, `QV_STAGES`, `QV_ROW_SLOT`, `QV_XCAP`, `QV_GROUP` in
-/// `vector.cu`; a tile is 32 rows, a warp's slot 8 row slots.
+/// `QV_WARPS`, `QV_STAGES`, `QV_ROW_SLOT`, `QV_XCAP` in `vector.cu`; a
+/// tile is 32 rows, a warp's slot 8 row slots.
 const WARPS: usize = 16;
-const STAGES: usize = 3;
-const ROW_SLOT: usize = 464;
-const XCAP: usize = 32768;
-const GROUP: usize = 256;
+const STAGES: usize = 2;
+const ROW_SLOT: usize = 720;
+const XCAP: usize = 16384;
 const TILE: usize = 32;
+/// Shared memory of a tile's row sums: 4 quarters × 32 rows × f32.
+const TILE_SUMS: usize = 4 * TILE * 4;
 
 /// Mirrors `QvParams` in `vector.cu`.
 #[repr(C)]
@@ -50,16 +51,30 @@ pub(crate) fn register(registry: &KernelRegistry) -> Result<()> {
 
 /// Dynamic shared memory of one CTA, laid out as in `qv`: the warps' rings
 /// and barriers, x codes (1 byte per element) and group sums (16 bytes per
-/// 32 elements) of one phase, the four quarters' sums of two tiles, and,
-/// with several phases, the rows' partial sums.
-fn shared_bytes(k: usize) -> usize {
-    let phased = k > XCAP;
-    let x = if phased { XCAP } else { k };
-    WARPS * STAGES * (8 * ROW_SLOT + 8)
-        + x
-        + x / 2
-        + 2 * 4 * TILE * 4
-        + if phased { GROUP * 4 } else { 0 }
+/// 32 elements) of one phase, and the row sums of `tiles` tiles.
+fn shared_bytes(k: usize, tiles: usize) -> usize {
+    let x = k.min(XCAP);
+    WARPS * STAGES * (8 * ROW_SLOT + 8) + x + x / 2 + tiles * TILE_SUMS
+}
+
+/// CTAs and the tiles each takes at most: one CTA per multiprocessor (or
+/// per tile, if fewer), more where a CTA's row sums would not fit in
+/// `max_shared` bytes (then in several waves).
+fn grid(n: usize, k: usize, sms: usize, max_shared: usize) -> Result<(usize, usize)> {
+    let fixed = shared_bytes(k, 0);
+    let fit = max_shared.saturating_sub(fixed) / TILE_SUMS;
+    if fit == 0 {
+        return Err(MlxError::unsupported(
+            super::OP,
+            format!(
+                "the vector kernels need {} bytes of shared memory per block; this GPU allows {max_shared}",
+                fixed + TILE_SUMS
+            ),
+        ));
+    }
+    let tiles = n.div_ceil(TILE);
+    let ctas = tiles.min(sms).max(tiles.div_ceil(fit));
+    Ok((ctas, tiles.div_ceil(ctas)))
 }
 
 pub(super) fn launch(
@@ -69,10 +84,12 @@ pub(super) fn launch(
     output: &MlxBuffer,
     p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
-    let sms = enc
-        .device()
-        .cuda_properties()
-        .map_or(1, |props| props.sm_count as usize);
+    let (sms, max_shared) = enc.device().cuda_properties().map_or((1, 0), |props| {
+        (
+            props.sm_count as usize,
+            props.max_shared_memory_per_block_optin as usize,
+        )
+    });
     let dim = |what: &str, v: usize| {
         u32::try_from(v).map_err(|_| {
             MlxError::shape(
@@ -88,18 +105,11 @@ pub(super) fn launch(
         n: dim("n", p.n)?,
         row_blocks: dim("blocks per row", p.k / p.ggml_type.block_size())?,
     };
-    // One CTA per multiprocessor (at most one per 32-row tile); when k
-    // takes several phases, enough CTAs that each holds the partial sums of
-    // its rows (at most `GROUP`), in several waves if need be.
-    let tiles = p.n.div_ceil(TILE);
-    let mut ctas = tiles.min(sms);
-    if p.k > XCAP {
-        ctas = ctas.max(tiles.div_ceil(GROUP / TILE));
-    }
+    let (ctas, cta_tiles) = grid(p.n, p.k, sms, max_shared)?;
     let config = LaunchConfig {
         grid: (dim("CTAs", ctas)?, 1, 1),
         block: ((WARPS * 32) as u32, 1, 1),
-        shared_mem_bytes: shared_bytes(p.k) as u32,
+        shared_mem_bytes: shared_bytes(p.k, cta_tiles) as u32,
     };
     enc.dispatch_kernel(
         &kernel_name("vector", p.ggml_type, input.dtype()),
@@ -117,12 +127,22 @@ pub(super) fn launch(
 mod tests {
     use super::*;
 
-    /// The largest CTA fits an H100/H200 multiprocessor (227 KiB a block
-    /// may opt into).
+    /// On an H100/H200 (132 multiprocessors, 227 KiB a block may opt
+    /// into) every grid fits, has one wave up to ~190k rows, and gives
+    /// every CTA a tile.
     #[test]
-    fn shared_memory_fits() {
-        for k in [256, XCAP, XCAP + 256, 1 << 20] {
-            assert!(shared_bytes(k) <= 227 * 1024, "k={k}: {}", shared_bytes(k));
+    fn grids_fit_an_h200() {
+        let max_shared = 227 * 1024;
+        for k in [256, 14336, XCAP, XCAP + 256, 1 << 20] {
+            for n in [1, 4096, 16384, 152064, 1 << 20] {
+                let (ctas, cta_tiles) = grid(n, k, 132, max_shared).unwrap();
+                assert!(shared_bytes(k, cta_tiles) <= max_shared, "n={n} k={k}");
+                assert!(ctas <= n.div_ceil(TILE), "n={n} k={k}: a CTA without tiles");
+                if n <= 190_000 {
+                    assert!(ctas <= 132, "n={n} k={k}: {ctas} CTAs");
+                }
+            }
         }
+        assert!(grid(4096, 14336, 132, 100 * 1024).is_err());
     }
 }
