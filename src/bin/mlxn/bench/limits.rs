@@ -1,7 +1,7 @@
 //! Limits the benchmark families compare against, measured in the same run.
 
 use mlx_native::ops::fill::fill;
-use mlx_native::{DType, MlxBuffer, MlxDevice, MlxError, Result};
+use mlx_native::{DType, KernelArg, LaunchConfig, MlxBuffer, MlxDevice, MlxError, Result};
 
 use super::cublas::Cublas;
 use super::data::uniform_values;
@@ -33,6 +33,62 @@ pub fn copy_gbs(device: &MlxDevice, bytes: usize, reps: usize) -> Result<(f64, &
         gb_per_s(2.0 * bytes as f64, ms),
         "cuMemcpyDtoD copy (read+write)",
     ))
+}
+
+const BENCH_SOURCE: &str = include_str!("bench.cu");
+const BENCH_KERNELS: &[&str] = &["bench_read_only", "bench_tiny5"];
+
+/// Registers the benchmark kernels of `bench.cu` (again is a no-op).
+pub fn register_bench_kernels(device: &MlxDevice) -> Result<()> {
+    device
+        .registry()
+        .register_module("bench", BENCH_SOURCE, BENCH_KERNELS)
+}
+
+/// Median µs of one read of a buffer by `bench_read_only` (16-byte loads,
+/// four in flight per thread, nothing written but one word per block): the
+/// reads of `batch` launches back to back per timed repetition, over
+/// `srcs` in turn, as the products it is set beside are timed. CUDA only.
+pub fn read_only_us(
+    device: &MlxDevice,
+    srcs: &[MlxBuffer],
+    batch: usize,
+    reps: usize,
+) -> Result<f64> {
+    let props = device
+        .cuda_properties()
+        .ok_or_else(|| MlxError::Unsupported {
+            op: "bench_read_only",
+            msg: "the read-only kernel needs CUDA".into(),
+        })?;
+    register_bench_kernels(device)?;
+    let pipeline = device.registry().get_pipeline("bench_read_only")?;
+    let threads = 256u32;
+    let most = srcs.iter().map(MlxBuffer::byte_len).max().unwrap_or(0) as u64;
+    let blocks = (most / 16)
+        .div_ceil(threads as u64 * 4)
+        .clamp(1, props.sm_count as u64 * 64) as u32;
+    let out = MlxBuffer::zeros(device, DType::U32, &[blocks as usize])?;
+    let mut enc = device.command_encoder()?;
+    let mut next = 0;
+    let ms = time_ms(&mut enc, 2, reps, |e, _| {
+        for _ in 0..batch {
+            let src = &srcs[next % srcs.len()];
+            next += 1;
+            let bytes = src.byte_len() as u64 / 16 * 16;
+            e.dispatch(
+                &pipeline,
+                LaunchConfig::linear(blocks, threads),
+                &[
+                    KernelArg::Buffer(src),
+                    KernelArg::Buffer(&out),
+                    KernelArg::pod(&bytes),
+                ],
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(ms * 1e3 / batch as f64)
 }
 
 /// cuBLAS bf16 GEMM throughput (TFLOP/s, 2·m·n·k per product): row-major

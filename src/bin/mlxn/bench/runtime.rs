@@ -11,11 +11,8 @@ use mlx_native::{
     LaunchConfig, MlxBuffer, MlxDevice, Result,
 };
 
-use super::limits::{copy_gbs, gb_per_s};
+use super::limits::{copy_gbs, gb_per_s, read_only_us, register_bench_kernels};
 use super::{progress, time_ms, wall_ms, Row};
-
-const BENCH_SOURCE: &str = include_str!("bench.cu");
-const BENCH_KERNELS: &[&str] = &["bench_read_only", "bench_tiny5"];
 
 /// Device copy bandwidth (read + write) through the driver's copy, our copy
 /// kernel against it, and read-only bandwidth.
@@ -46,29 +43,9 @@ pub fn copy_bandwidth(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         )
         .against(limit_name, limit),
     ];
-    let read_gbs = if let Some(props) = device.cuda_properties() {
-        device
-            .registry()
-            .register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
-        let pipeline = device.registry().get_pipeline("bench_read_only")?;
-        let threads = 256u32;
-        let blocks = (bytes as u64 / 16)
-            .div_ceil(threads as u64 * 4)
-            .min(props.sm_count as u64 * 64) as u32;
-        let out = MlxBuffer::zeros(device, DType::U32, &[blocks as usize])?;
-        let n = bytes as u64;
-        let ms = time_ms(&mut enc, 2, reps, |e, _| {
-            e.dispatch(
-                &pipeline,
-                LaunchConfig::linear(blocks, threads),
-                &[
-                    KernelArg::Buffer(&src),
-                    KernelArg::Buffer(&out),
-                    KernelArg::pod(&n),
-                ],
-            )
-        })?;
-        gb_per_s(bytes as f64, ms)
+    let read_gbs = if device.is_cuda() {
+        let us = read_only_us(device, std::slice::from_ref(&src), 1, reps)?;
+        gb_per_s(bytes as f64, us * 1e-3)
     } else {
         let ms = wall_ms(reps, || {
             let s = src.as_slice::<u8>()?;
@@ -106,9 +83,7 @@ pub fn launch_overhead(device: &MlxDevice, quick: bool) -> Result<Vec<Row>> {
         .lower_is_better()
         .against("target", target_us)]);
     }
-    device
-        .registry()
-        .register_module("bench", BENCH_SOURCE, BENCH_KERNELS)?;
+    register_bench_kernels(device)?;
     let pipeline = device.registry().get_pipeline("bench_tiny5")?;
     let a = MlxBuffer::zeros(device, DType::F32, &[32])?;
     let b = MlxBuffer::zeros(device, DType::F32, &[32])?;
