@@ -1,7 +1,9 @@
 //! Limits the benchmark families compare against, measured in the same run.
 
 use mlx_native::ops::fill::fill;
-use mlx_native::{DType, KernelArg, LaunchConfig, MlxBuffer, MlxDevice, MlxError, Result};
+use mlx_native::{
+    CudaProperties, DType, KernelArg, LaunchConfig, MlxBuffer, MlxDevice, MlxError, Result,
+};
 
 use super::cublas::Cublas;
 use super::data::uniform_values;
@@ -35,6 +37,16 @@ pub fn copy_gbs(device: &MlxDevice, bytes: usize, reps: usize) -> Result<(f64, &
     ))
 }
 
+/// The device's CUDA properties, or an error naming `op` on the CPU.
+fn cuda_only<'a>(device: &'a MlxDevice, op: &'static str) -> Result<&'a CudaProperties> {
+    device
+        .cuda_properties()
+        .ok_or_else(|| MlxError::Unsupported {
+            op,
+            msg: "this limit needs a CUDA device".into(),
+        })
+}
+
 const BENCH_SOURCE: &str = include_str!("bench.cu");
 const BENCH_KERNELS: &[&str] = &["bench_read_only", "bench_tiny5"];
 
@@ -55,12 +67,7 @@ pub fn read_only_us(
     batch: usize,
     reps: usize,
 ) -> Result<f64> {
-    let props = device
-        .cuda_properties()
-        .ok_or_else(|| MlxError::Unsupported {
-            op: "bench_read_only",
-            msg: "the read-only kernel needs CUDA".into(),
-        })?;
+    let props = cuda_only(device, "bench_read_only")?;
     register_bench_kernels(device)?;
     let pipeline = device.registry().get_pipeline("bench_read_only")?;
     let threads = 256u32;
@@ -106,12 +113,7 @@ pub fn gemm_bf16_tflops(
     use cudarc::driver::sys::CUevent_flags;
     use cudarc::driver::{CudaContext, DevicePtr};
 
-    let props = device
-        .cuda_properties()
-        .ok_or_else(|| MlxError::Unsupported {
-            op: "gemm_bf16_tflops",
-            msg: "the cuBLAS limit needs a CUDA device".into(),
-        })?;
+    let props = cuda_only(device, "gemm_bf16_tflops")?;
     let cuda = |e: cudarc::driver::DriverError| MlxError::Cuda {
         op: "gemm_bf16_tflops",
         msg: e.to_string(),
