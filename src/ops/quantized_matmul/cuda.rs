@@ -48,6 +48,19 @@ pub(crate) fn kernel_name(path: &str, ty: GgmlType, io: DType) -> String {
     )
 }
 
+/// The shape error for a value too large for a path's kernels.
+pub(super) fn too_big(path: &str, what: &str, v: usize) -> MlxError {
+    MlxError::shape(
+        super::OP,
+        format!("{what} = {v} is too large for the {path} kernels"),
+    )
+}
+
+/// `v` as a 32-bit kernel argument of a path, or `too_big`.
+pub(super) fn kernel_u32(path: &str, what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| too_big(path, what, v))
+}
+
 /// Registers one module per GGML type of `types` for a path, holding that
 /// type's F32 and BF16 kernels, so that a model compiles only the types it
 /// uses (each instantiation of these kernels takes NVRTC about a second).

@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::cuda::{kernel_name, register_per_type};
+use super::cuda::{kernel_name, kernel_u32, register_per_type};
 use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
@@ -106,14 +106,7 @@ pub(super) fn launch(
             ),
         ));
     }
-    let dim = |what: &str, v: usize| {
-        u32::try_from(v).map_err(|_| {
-            MlxError::shape(
-                super::OP,
-                format!("{what} = {v} is too large for the decode kernels"),
-            )
-        })
-    };
+    let dim = |what: &str, v: usize| kernel_u32("decode", what, v);
     let params = QmvParams {
         m: dim("m", p.m)?,
         n: dim("n", p.n)?,

@@ -6,7 +6,7 @@
 //! only those (NVRTC takes seconds per instantiation of this kernel). Each
 //! module holds the F32 and the BF16 input/output variants.
 
-use super::cuda::{kernel_name, register_per_type};
+use super::cuda::{kernel_name, kernel_u32, register_per_type, too_big};
 use super::GgmlQuantizedMatmulParams;
 use crate::device::cuda::bf16_tensor_map;
 use crate::encoder::{KernelArg, LaunchConfig};
@@ -92,22 +92,16 @@ pub(super) fn launch(
     p: &GgmlQuantizedMatmulParams,
 ) -> Result<()> {
     let kernel = kernel_name("prefill", p.ggml_type, output.dtype());
-    let too_big = |what: &str, v: usize| {
-        MlxError::shape(
-            super::OP,
-            format!("{what} = {v} is too large for the prefill kernels"),
-        )
-    };
-    let dim = |what: &str, v: usize| u32::try_from(v).map_err(|_| too_big(what, v));
+    let dim = |what: &str, v: usize| kernel_u32("prefill", what, v);
     let (m, n, k) = (dim("m", p.m)?, dim("n", p.n)?, dim("k", p.k)?);
     // The kernel counts 64-element stages of k in 32-bit arithmetic, and a
     // TMA coordinate is an i32.
     if k > i32::MAX as u32 - 64 {
-        return Err(too_big("k", p.k));
+        return Err(too_big("prefill", "k", p.k));
     }
     let grid_y = dim("m / 256", p.m.div_ceil(TILE_M))?;
     if grid_y > 65_535 {
-        return Err(too_big("m", p.m));
+        return Err(too_big("prefill", "m", p.m));
     }
     let row_bytes = p.ggml_type.row_bytes(p.k as u64)? as u64;
     // The kernel reads the input through a TMA descriptor, which needs bf16

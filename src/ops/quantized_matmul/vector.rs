@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::cuda::{kernel_name, register_per_type};
+use super::cuda::{kernel_name, kernel_u32, register_per_type};
 use super::GgmlQuantizedMatmulParams;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::formats::GgmlType;
@@ -90,14 +90,7 @@ pub(super) fn launch(
             props.max_shared_memory_per_block_optin as usize,
         )
     });
-    let dim = |what: &str, v: usize| {
-        u32::try_from(v).map_err(|_| {
-            MlxError::shape(
-                super::OP,
-                format!("{what} = {v} is too large for the vector kernels"),
-            )
-        })
-    };
+    let dim = |what: &str, v: usize| kernel_u32("vector", what, v);
     // The kernel counts elements of a row in 32-bit arithmetic.
     dim("k", p.k)?;
     let params = QvParams {
