@@ -408,16 +408,17 @@ fn read_properties(ordinal: usize, device: sys::CUdevice) -> Result<CudaProperti
 /// A TMA descriptor (`CUtensorMap`, passed to a kernel by value) of the
 /// row-major bf16 matrix at device address `ptr`: `rows` rows of `cols`
 /// elements, `row_stride` bytes apart, read in boxes of `box_rows` ×
-/// `box_cols` elements into shared memory with the 128-byte swizzle (so a
-/// box row is at most 128 bytes). Elements outside the matrix read as zero.
-/// The driver checks the rest: `ptr` and `row_stride` multiples of 16.
+/// `box_cols` elements into shared memory, with the 128-byte swizzle when
+/// `swizzle` (a box row is then at most 128 bytes) or as dense rows.
+/// Elements outside the matrix read as zero. The driver checks the rest:
+/// `ptr` and `row_stride` multiples of 16.
 pub(crate) fn bf16_tensor_map(
     ptr: u64,
     rows: usize,
     cols: usize,
     row_stride: usize,
-    box_rows: u32,
-    box_cols: u32,
+    (box_rows, box_cols): (u32, u32),
+    swizzle: bool,
 ) -> Result<[u64; 16]> {
     let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::uninit();
     let dims = [cols as u64, rows as u64];
@@ -437,7 +438,11 @@ pub(crate) fn bf16_tensor_map(
             boxes.as_ptr(),
             steps.as_ptr(),
             sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            if swizzle {
+                sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B
+            } else {
+                sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE
+            },
             sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )

@@ -123,3 +123,52 @@ __device__ __forceinline__ void bulk_copy(u32 dst, const void* src, u32 bytes, u
                  "l"(src), "r"(bytes), "r"(bar)
                  : "memory");
 }
+
+// ---- TMA and warpgroup tensor-core helpers (sm_90) ----------------------------
+
+// A CUtensorMap, opaque (cuda.h is not available to NVRTC); passed to a
+// kernel by value as a __grid_constant__ parameter.
+struct alignas(64) TensorMap { unsigned long long words[16]; };
+
+// The box at (column c, row r) of the matrix behind `map` into shared
+// memory at `dst`, completing on `bar`.
+__device__ __forceinline__ void tma_load_2d(u32 dst, const TensorMap* map, int c, int r, u32 bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+        "l"((u64)map), "r"(c), "r"(r), "r"(bar)
+        : "memory");
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving accumulator reads or writes across the
+// asynchronous wgmma window.
+template <int N> __device__ __forceinline__ void wgmma_fence_acc(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// Shared-memory matrix descriptor of a K-major bf16 tile with the 128-byte
+// swizzle: rows of 128 bytes, groups of 8 rows 1024 bytes apart. The
+// 16-byte unit u of row r sits at unit u ^ (r % 8) of the row (tiles start
+// 1024-byte aligned); a k16 step further along the row adds 32 bytes.
+__device__ __forceinline__ u64 wgmma_desc_sw128(u32 saddr) {
+    return (u64)((saddr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+
+// Four 8 × 8 b16 matrices from mma fragments to shared memory; lane l names
+// row l % 8 of matrix l / 8. The .trans form stores each matrix transposed
+// (the row lane l names receives column l % 8 of the fragment).
+__device__ __forceinline__ void stmatrix_x4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+                 "r"(r2), "r"(r3)
+                 : "memory");
+}
+__device__ __forceinline__ void stmatrix_x4_trans(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0),
+                 "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}

@@ -21,7 +21,7 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
     registry.register_header("ggml_blocks.cuh", crate::formats::GGML_BLOCKS_CUH)?;
     let (gdn_header, gdn_header_source) = gdn::prefill::cuda::HEADER;
     registry.register_header(gdn_header, gdn_header_source)?;
-    let modules: [(&str, &'static str, &[&str]); 8] = [
+    let modules: [(&str, &'static str, &[&str]); 9] = [
         ("fill", fill::cuda::SOURCE, fill::cuda::KERNELS),
         ("copy", copy::cuda::SOURCE, copy::cuda::KERNELS),
         ("cast", cast::cuda::SOURCE, cast::cuda::KERNELS),
@@ -44,6 +44,11 @@ pub(crate) fn register_builtin_kernels(registry: &KernelRegistry) -> Result<()> 
             "gdn_prefill_state",
             gdn::prefill::cuda::STATE_SOURCE,
             gdn::prefill::cuda::STATE_KERNELS,
+        ),
+        (
+            "gdn_prefill_state_wg",
+            gdn::prefill::cuda::STATE_WG_SOURCE,
+            gdn::prefill::cuda::STATE_WG_KERNELS,
         ),
         (
             "gdn_decode",

@@ -85,3 +85,21 @@ pub(crate) fn no_partial_overlap(
     }
     Ok(())
 }
+
+/// An unsupported-operation error unless the encoder's device is a CUDA GPU
+/// of compute capability 9.0 (Hopper) or newer, or not a CUDA device at all;
+/// `what` names the kernels' Hopper instructions.
+pub(crate) fn hopper_or_newer(op: &'static str, enc: &CommandEncoder, what: &str) -> Result<()> {
+    match enc.device().cuda_properties() {
+        Some(props) if props.compute_capability.0 < 9 => {
+            let (major, minor) = props.compute_capability;
+            Err(MlxError::unsupported(
+                op,
+                format!(
+                    "{what} need compute capability 9.0 (Hopper) or newer; this GPU is {major}.{minor}"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}

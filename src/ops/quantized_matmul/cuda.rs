@@ -18,19 +18,11 @@ pub(super) fn quantized_matmul(
     p: &GgmlQuantizedMatmulParams,
     path: QuantizedMatmulPath,
 ) -> Result<()> {
-    // Every path uses Hopper instructions: bulk async copies (vector),
-    // thread-block clusters (decode) and wgmma (prefill).
-    if let Some(props) = enc.device().cuda_properties() {
-        let (major, minor) = props.compute_capability;
-        if major < 9 {
-            return Err(MlxError::unsupported(
-                super::OP,
-                format!(
-                    "the CUDA kernels need compute capability 9.0 (Hopper) or newer; this GPU is {major}.{minor}"
-                ),
-            ));
-        }
-    }
+    crate::ops::validate::hopper_or_newer(
+        super::OP,
+        enc,
+        "the CUDA kernels (bulk async copies, thread-block clusters, wgmma)",
+    )?;
     match path {
         QuantizedMatmulPath::Prefill => super::prefill::launch(enc, input, weight, output, p),
         QuantizedMatmulPath::Vector => super::vector::launch(enc, input, weight, output, p),

@@ -54,9 +54,6 @@
 
 static_assert(QMM_THREADS == 4 * QMM_BN, "the weight copy takes four threads per row");
 
-// A CUtensorMap, opaque (cuda.h is not available to NVRTC).
-struct alignas(64) QmmTensorMap { unsigned long long words[16]; };
-
 // Raw weight stage geometry of a type; prefill.rs mirrors it to size the
 // shared memory. Rows are an odd number of 16-byte units apart so that
 // eight rows read at one offset hit distinct banks.
@@ -66,33 +63,6 @@ template <typename Deq> struct QmmW {
     static constexpr int STRIDE = 16 * (((STAGE_BYTES + 14 + 15) / 16) | 1);
     static constexpr int CHUNKS = STRIDE / 16;
 };
-
-// The box at (column c, row r) of the matrix behind `map` into shared
-// memory at `dst`, completing on `bar`.
-__device__ __forceinline__ void qmm_tma_2d(u32 dst, const QmmTensorMap* map, int c, int r, u32 bar) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
-        "l"((u64)map), "r"(c), "r"(r), "r"(bar)
-        : "memory");
-}
-
-__device__ __forceinline__ void qmm_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void qmm_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void qmm_wgmma_wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Keeps the compiler from moving accumulator reads or writes across the
-// asynchronous wgmma window.
-__device__ __forceinline__ void qmm_fence_acc(float (&d)[64]) {
-#pragma unroll
-    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-// Shared-memory matrix descriptor of a K-major bf16 tile with the 128-byte
-// swizzle: rows of 128 bytes, groups of 8 rows 1024 bytes apart.
-__device__ __forceinline__ u64 qmm_desc(u32 saddr) {
-    return (u64)((saddr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
-}
 
 #define QMM_D8(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3]), "+f"(d[o + 4]), "+f"(d[o + 5]), "+f"(d[o + 6]), "+f"(d[o + 7])
 // d (64 × 128, f32) += a (64 × 16 bf16) · b (16 × 128 bf16), both K-major in
@@ -109,17 +79,9 @@ __device__ __forceinline__ void qmm_wgmma(float (&d)[64], u64 desc_a, u64 desc_b
         : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 
-// Four 8 × 8 b16 matrices from mma fragments to shared memory; lane l names
-// row l % 8 of matrix l / 8.
-__device__ __forceinline__ void qmm_stmatrix4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
-    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
-                 "r"(r2), "r"(r3)
-                 : "memory");
-}
-
 template <typename Deq, typename T> struct QmmPrefill {
     using W = QmmW<Deq>;
-    const QmmTensorMap* x_map;
+    const TensorMap* x_map;
     const u8* w;
     u32 m, n, k;
     u64 row_bytes;
@@ -151,7 +113,7 @@ template <typename Deq, typename T> struct QmmPrefill {
     __device__ void x_issue(int g) {
         const u32 slot = g % QMM_X_SLOTS, bar = bars + 8 * slot;
         mbar_expect_tx(bar, QMM_X_SLOT_BYTES);
-        qmm_tma_2d(smem_addr(xs + slot * QMM_X_SLOT_BYTES), x_map, g * QMM_BK, (int)m0, bar);
+        tma_load_2d(smem_addr(xs + slot * QMM_X_SLOT_BYTES), x_map, g * QMM_BK, (int)m0, bar);
     }
     // Raw weight stage j into slot j & 1: four threads per row, each taking
     // every fourth of the 16-byte granules that span the row's bytes.
@@ -198,7 +160,7 @@ template <typename Deq, typename T> struct QmmPrefill {
         }
         const u32 slot = (u32)(s % QMM_A_SLOTS) * QMM_A_SLOT_BYTES;
 #pragma unroll
-        for (int q = 0; q < 2; q++) qmm_stmatrix4(a_dst[q] + slot, o[0][2 * q], o[1][2 * q], o[0][2 * q + 1], o[1][2 * q + 1]);
+        for (int q = 0; q < 2; q++) stmatrix_x4(a_dst[q] + slot, o[0][2 * q], o[1][2 * q], o[0][2 * q + 1], o[1][2 * q + 1]);
     }
     // Iteration s: the wgmmas of stage s, then the dequantization of s + 1.
     __device__ void step(int s, float (&acc)[64]) {
@@ -209,20 +171,20 @@ template <typename Deq, typename T> struct QmmPrefill {
         mbar_wait(bars + 8 * (s % QMM_X_SLOTS), (s / QMM_X_SLOTS) & 1);
         const u64 x_d = x_desc + (s % QMM_X_SLOTS) * (QMM_X_SLOT_BYTES >> 4);
         const u64 a_d = a_desc + (s % QMM_A_SLOTS) * (QMM_A_SLOT_BYTES >> 4);
-        qmm_wgmma_fence();
+        wgmma_fence();
 #pragma unroll
         for (int q = 0; q < 4; q++) qmm_wgmma(acc, a_d + 2 * q, x_d + 2 * q);  // +32 bytes per k16 slab
-        qmm_wgmma_commit();
+        wgmma_commit();
         if (s + 1 < x_stages) dequant(s + 1);
         // Stage s − 1's wgmmas are done before the next barrier, after
         // which dequant(s + 2) rewrites their A slot; dequant(s + 1) writes
         // the slot of stage s − 2, which the last iteration's wait freed.
-        qmm_wgmma_wait<1>();
+        wgmma_wait<1>();
     }
 };
 
 template <typename Deq, typename T>
-__device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
+__device__ void qmm_prefill(const TensorMap* x_map, const u8* __restrict__ w, T* __restrict__ out, u32 m, u32 n,
                             u32 k, u64 row_bytes) {
     using W = QmmW<Deq>;
     extern __shared__ __align__(1024) u8 qmm_smem[];
@@ -255,8 +217,8 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
         p.w_copy_part = tid & 3;
         p.w_copy_dst = smem_addr(p.ws + r * W::STRIDE) + 16 * p.w_copy_part;
     }
-    p.a_desc = qmm_desc(smem_addr(p.as));
-    p.x_desc = qmm_desc(smem_addr(p.xs) + wg * (128 * 128));
+    p.a_desc = wgmma_desc_sw128(smem_addr(p.as));
+    p.x_desc = wgmma_desc_sw128(smem_addr(p.xs) + wg * (128 * 128));
     const int g = lane >> 2;
     p.t = lane & 3;
     p.k_half = wg;  // warps 0-3 dequantize k 0-31 of a stage, warps 4-7 k 32-63
@@ -286,10 +248,10 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
     cp_async_wait<QMM_AHEAD - 1>();
     __syncthreads();
     p.dequant(0);
-    qmm_fence_acc(acc);
+    wgmma_fence_acc(acc);
     for (int s = 0; s < p.x_stages; s++) p.step(s, acc);
-    qmm_wgmma_wait<0>();
-    qmm_fence_acc(acc);
+    wgmma_wait<0>();
+    wgmma_fence_acc(acc);
 
     // acc[4j + c]: weight row g (+8 for c ≥ 2) of the warp's 16, input row
     // 8j + 2t + (c & 1) of the warpgroup's 128.
@@ -312,7 +274,7 @@ __device__ void qmm_prefill(const QmmTensorMap* x_map, const u8* __restrict__ w,
 #ifdef QMM_DEQ
 #define QMM_ENTRY(NAME, T)                                                                                       \
     extern "C" __global__ void __launch_bounds__(QMM_THREADS, 1)                                                 \
-        NAME(const __grid_constant__ QmmTensorMap x_map, const u8* w, T* out, u32 m, u32 n, u32 k, u64 row_bytes) { \
+        NAME(const __grid_constant__ TensorMap x_map, const u8* w, T* out, u32 m, u32 n, u32 k, u64 row_bytes) { \
         qmm_prefill<QMM_DEQ, T>(&x_map, w, out, m, n, k, row_bytes);                                             \
     }
 QMM_ENTRY(QMM_NAME_F32, float)

@@ -119,7 +119,7 @@ pub(super) fn launch(
             (&staged.0, staged.1)
         };
     let address = device_address(rows)?;
-    let map = bf16_tensor_map(address, p.m, p.k, 2 * row_len, TILE_M as u32, 64)?;
+    let map = bf16_tensor_map(address, p.m, p.k, 2 * row_len, (TILE_M as u32, 64), true)?;
     let config = LaunchConfig {
         grid: (dim("n / 64", p.n.div_ceil(TILE_N))?, grid_y, 1),
         block: (THREADS, 1, 1),

@@ -1,9 +1,11 @@
 //! The prefill launcher: sequence table, scratch layout, kernel choice and
-//! shared-memory sizes of the two kernels in `gdn_prefill_prep.cu` and
-//! `gdn_prefill_state.cu` (both include `gdn_prefill.cuh`).
+//! shared-memory sizes of the prep kernel (`gdn_prefill_prep.cu`) and the
+//! state kernels (`gdn_prefill_state_wg.cu` for BF16, `gdn_prefill_state.cu`
+//! for F32), which all include `gdn_prefill.cuh`.
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::device::cuda::bf16_tensor_map;
 use crate::encoder::{KernelArg, LaunchConfig};
 use crate::ops::gdn::params::{GdnCall, GdnPrefillParams, GDN_CHUNK, GDN_MAX_PACKED_SEQUENCES};
 use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
@@ -12,6 +14,7 @@ use crate::{CommandEncoder, DType, MlxBuffer, MlxError, Result};
 pub(crate) const HEADER: (&str, &str) = ("gdn_prefill.cuh", include_str!("gdn_prefill.cuh"));
 pub(crate) const PREP_SOURCE: &str = include_str!("gdn_prefill_prep.cu");
 pub(crate) const STATE_SOURCE: &str = include_str!("gdn_prefill_state.cu");
+pub(crate) const STATE_WG_SOURCE: &str = include_str!("gdn_prefill_state_wg.cu");
 /// `gdn_prefill_prep_k{K}_{dtype}`, in the order `kernel_index` uses.
 pub(crate) const PREP_KERNELS: &[&str] = &[
     "gdn_prefill_prep_k64_bf16",
@@ -21,11 +24,14 @@ pub(crate) const PREP_KERNELS: &[&str] = &[
     "gdn_prefill_prep_k128_f32",
     "gdn_prefill_prep_k256_f32",
 ];
-/// `gdn_prefill_state_k{K}_{dtype}`, in the same order.
+/// The state kernels of BF16 calls, `gdn_prefill_state_wg_k{K}`, and of
+/// F32 calls, `gdn_prefill_state_k{K}_f32`, each in K order.
+pub(crate) const STATE_WG_KERNELS: &[&str] = &[
+    "gdn_prefill_state_wg_k64",
+    "gdn_prefill_state_wg_k128",
+    "gdn_prefill_state_wg_k256",
+];
 pub(crate) const STATE_KERNELS: &[&str] = &[
-    "gdn_prefill_state_k64_bf16",
-    "gdn_prefill_state_k128_bf16",
-    "gdn_prefill_state_k256_bf16",
     "gdn_prefill_state_k64_f32",
     "gdn_prefill_state_k128_f32",
     "gdn_prefill_state_k256_f32",
@@ -37,6 +43,8 @@ const PREP_THREADS: u32 = 128;
 const STATE_THREADS: u32 = 256;
 /// Value rows of the state per block of the state kernel (`GDN_VT`).
 const V_TILE: usize = 32;
+/// f32 row factors per (chunk, value head) (`GDN_F_FLOATS`).
+const F_FLOATS: usize = 2 * GDN_CHUNK + 4;
 
 /// The tensors of one call.
 pub(crate) struct PrefillIo<'a> {
@@ -86,16 +94,16 @@ fn seq_table(call: &GdnCall, packed: bool) -> Vec<i32> {
     words
 }
 
-/// Byte offsets of the intermediates in the scratch buffer.
+/// Byte offsets of the intermediates in the scratch buffer: W `[T, H_v, K]`,
+/// U `[T, H_v, V]` and P `[chunks, H_v, 64, 64]` in the call's dtype, the
+/// row factors `[chunks, H_v, F_FLOATS]` in f32.
 pub(crate) struct ScratchLayout {
     pub w: usize,
     pub u: usize,
     pub p: usize,
-    pub fq: usize,
-    pub fk: usize,
-    pub cd: usize,
+    pub f: usize,
     pub total: usize,
-    sizes: [usize; 6],
+    sizes: [usize; 4],
 }
 
 impl ScratchLayout {
@@ -108,11 +116,9 @@ impl ScratchLayout {
             rows * s.key_dim * el,
             rows * s.value_dim * el,
             chunks * GDN_CHUNK * GDN_CHUNK * el,
-            rows * 4,
-            rows * 4,
-            chunks.max(1) * 4,
+            chunks * F_FLOATS * 4,
         ];
-        let mut at = [0usize; 6];
+        let mut at = [0usize; 4];
         let mut end = 0;
         for (i, size) in sizes.iter().enumerate() {
             at[i] = end;
@@ -122,39 +128,46 @@ impl ScratchLayout {
             w: at[0],
             u: at[1],
             p: at[2],
-            fq: at[3],
-            fk: at[4],
-            cd: at[5],
+            f: at[3],
             total: end,
             sizes,
         }
     }
 
-    fn views(&self, scratch: &MlxBuffer) -> Result<[MlxBuffer; 6]> {
+    fn views(&self, scratch: &MlxBuffer) -> Result<[MlxBuffer; 4]> {
         let raw = scratch.reinterpret(DType::U8, &[scratch.byte_len()])?;
-        let at = [self.w, self.u, self.p, self.fq, self.fk, self.cd];
+        let at = [self.w, self.u, self.p, self.f];
         let view = |i: usize| raw.slice_view(at[i], self.sizes[i].max(1));
-        Ok([view(0)?, view(1)?, view(2)?, view(3)?, view(4)?, view(5)?])
+        Ok([view(0)?, view(1)?, view(2)?, view(3)?])
     }
 }
 
-fn kernel_index(call: &GdnCall) -> usize {
-    let k = match call.shape.key_dim {
+/// 0, 1, 2 for K = 64, 128, 256.
+fn key_index(call: &GdnCall) -> usize {
+    match call.shape.key_dim {
         64 => 0,
         128 => 1,
         _ => 2,
-    };
-    let d = if call.dtype == DType::F32 { 3 } else { 0 };
-    d + k
+    }
 }
 
-/// Shared-memory bytes of the state kernel and its stage count / Q placement.
+fn no_room(call: &GdnCall, limit: usize) -> MlxError {
+    MlxError::unsupported(
+        OP,
+        format!(
+            "{} key_dim {} needs more shared memory than the device's {limit} bytes",
+            call.dtype, call.shape.key_dim
+        ),
+    )
+}
+
+/// Shared-memory bytes of the F32 state kernel and its stage count / Q placement.
 fn state_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
     let el = call.dtype.size_of();
     let pad = 16 / el;
     let ks = call.shape.key_dim + pad;
     let (ps, us) = (GDN_CHUNK + pad, V_TILE + pad);
-    let floats = (2 * GDN_CHUNK + 4) * 4;
+    let floats = F_FLOATS * 4;
     let stage =
         |tiles: usize| (tiles * GDN_CHUNK * ks + GDN_CHUNK * ps + GDN_CHUNK * us) * el + floats;
     let fixed = (V_TILE * ks + 2 * GDN_CHUNK * us) * el;
@@ -167,14 +180,67 @@ fn state_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
     } else if stage(2) + fixed <= limit {
         Ok((stage(2) + fixed, 1, 1))
     } else {
-        Err(MlxError::unsupported(
-            OP,
-            format!(
-                "key_dim {} needs more shared memory than the device's {limit} bytes",
-                call.shape.key_dim
-            ),
-        ))
+        Err(no_room(call, limit))
     }
+}
+
+/// Shared-memory bytes of the BF16 state kernel and its stage count (at
+/// most 3), as `GdnWgLayout` in `gdn_prefill_state_wg.cu` lays them out.
+fn state_wg_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32)> {
+    const BOX: usize = 64 * 128;
+    let blocks = call.shape.key_dim / 64;
+    let lands = 3 * blocks * BOX + BOX + GDN_CHUNK * V_TILE * 2 + F_FLOATS * 4;
+    let stage = lands.next_multiple_of(1024);
+    // Alignment slack, H, V_newᵀ and (f_k ∘ V_new)ᵀ, 3 mbarriers.
+    let fixed = 1024 + blocks * V_TILE * 128 + 2 * V_TILE * 128 + 24;
+    let stages = (limit.saturating_sub(fixed) / stage).min(3);
+    if stages == 0 {
+        return Err(no_room(call, limit));
+    }
+    Ok((fixed + stages * stage, stages as i32))
+}
+
+/// The TMA descriptors of the BF16 state kernel: q, k, W, P (64 × 64
+/// boxes, 128-byte swizzle) and U (64 × 32 boxes, dense).
+fn state_maps(
+    call: &GdnCall,
+    io: &PrefillIo<'_>,
+    w: &MlxBuffer,
+    p: &MlxBuffer,
+    u: &MlxBuffer,
+) -> Result<[[u64; 16]; 5]> {
+    let s = &call.shape;
+    let address = |b: &MlxBuffer| {
+        b.device_ptr()
+            .ok_or_else(|| MlxError::invalid(OP, "a tensor is not in device memory"))
+    };
+    // A call without tokens reads nothing; the descriptors still need rows.
+    let tokens = s.num_tokens().max(1);
+    let rows_of = |heads: usize, dim: usize, b: &MlxBuffer, box_cols: u32, swizzle: bool| {
+        bf16_tensor_map(
+            address(b)?,
+            tokens,
+            heads * dim,
+            heads * dim * 2,
+            (64, box_cols),
+            swizzle,
+        )
+    };
+    let p_rows = (call.num_chunks() * s.num_value_heads * GDN_CHUNK).max(1);
+    Ok([
+        rows_of(s.num_key_heads, s.key_dim, io.q, 64, true)?,
+        rows_of(s.num_key_heads, s.key_dim, io.k, 64, true)?,
+        rows_of(s.num_value_heads, s.key_dim, w, 64, true)?,
+        bf16_tensor_map(
+            address(p)?,
+            p_rows,
+            GDN_CHUNK,
+            GDN_CHUNK * 2,
+            (64, 64),
+            true,
+        )?,
+        rows_of(s.num_value_heads, s.value_dim, u, V_TILE as u32, false)?,
+    ])
 }
 
 pub(super) fn prefill(
@@ -184,7 +250,10 @@ pub(super) fn prefill(
     io: &PrefillIo<'_>,
 ) -> Result<()> {
     let s = &call.shape;
-    if s.num_tokens() > i32::MAX as usize / s.num_value_heads.max(1) || call.sequences.len() > 65535
+    // The kernels index token rows, and the TMA coordinates P rows, in i32.
+    let p_rows = call.num_chunks() * GDN_CHUNK;
+    if s.num_tokens().max(p_rows) > i32::MAX as usize / s.num_value_heads.max(1)
+        || call.sequences.len() > 65535
     {
         return Err(MlxError::unsupported(
             OP,
@@ -204,11 +273,20 @@ pub(super) fn prefill(
             &own_scratch
         }
     };
-    let [w, u, p, fq, fk, cd] = layout.views(scratch)?;
+    let [w, u, p, f] = layout.views(scratch)?;
     let limit = enc.device().cuda_properties().map_or(48 * 1024, |props| {
         props.max_shared_memory_per_block_optin as usize
     });
-    let (state_bytes, stages, q_in_w) = state_smem(call, limit)?;
+    let bf16 = call.dtype == DType::BF16;
+    if bf16 {
+        crate::ops::validate::hopper_or_newer(OP, enc, "BF16 calls (TMA, wgmma)")?;
+    }
+    let (state_bytes, stages, q_in_w) = if bf16 {
+        let (bytes, stages) = state_wg_smem(call, limit)?;
+        (bytes, stages, 0)
+    } else {
+        state_smem(call, limit)?
+    };
     let dims = Dims {
         num_key_heads: s.num_key_heads as i32,
         num_value_heads: s.num_value_heads as i32,
@@ -221,7 +299,7 @@ pub(super) fn prefill(
     };
     let table = seq_table(call, params.cu_seqlens.is_some());
     let table_bytes: &[u8] = bytemuck::cast_slice(&table);
-    let variant = kernel_index(call);
+    let key = key_index(call);
     let num_chunks = call.num_chunks();
 
     if num_chunks > 0 {
@@ -244,7 +322,7 @@ pub(super) fn prefill(
             ));
         }
         enc.dispatch_kernel(
-            PREP_KERNELS[variant],
+            PREP_KERNELS[key + if bf16 { 0 } else { 3 }],
             LaunchConfig {
                 grid: (num_chunks as u32, s.num_value_heads as u32, 1),
                 block: (PREP_THREADS, 1, 1),
@@ -259,40 +337,47 @@ pub(super) fn prefill(
                 KernelArg::Buffer(&w),
                 KernelArg::Buffer(&u),
                 KernelArg::Buffer(&p),
-                KernelArg::Buffer(&fq),
-                KernelArg::Buffer(&fk),
-                KernelArg::Buffer(&cd),
+                KernelArg::Buffer(&f),
                 KernelArg::Bytes(table_bytes),
                 KernelArg::pod(&dims),
             ],
         )?;
     }
-    enc.dispatch_kernel(
-        STATE_KERNELS[variant],
-        LaunchConfig {
-            grid: (
-                (s.num_value_heads * s.value_dim / V_TILE) as u32,
-                call.sequences.len() as u32,
-                1,
-            ),
-            block: (STATE_THREADS, 1, 1),
-            shared_mem_bytes: state_bytes as u32,
-        },
-        &[
+    let config = LaunchConfig {
+        grid: (
+            (s.num_value_heads * s.value_dim / V_TILE) as u32,
+            call.sequences.len() as u32,
+            1,
+        ),
+        block: (STATE_THREADS, 1, 1),
+        shared_mem_bytes: state_bytes as u32,
+    };
+    let states = [
+        KernelArg::Buffer(&f),
+        KernelArg::optional(io.initial_state),
+        KernelArg::optional(io.final_state),
+        KernelArg::optional(io.chunk_states),
+        KernelArg::Buffer(io.o),
+        KernelArg::Bytes(table_bytes),
+        KernelArg::pod(&dims),
+    ];
+    if bf16 {
+        let maps = state_maps(call, io, &w, &p, &u)?;
+        let mut args: Vec<KernelArg> = maps
+            .iter()
+            .map(|m| KernelArg::Bytes(bytemuck::cast_slice(m)))
+            .collect();
+        args.extend(states);
+        enc.dispatch_kernel(STATE_WG_KERNELS[key], config, &args)
+    } else {
+        let mut args = vec![
             KernelArg::Buffer(io.q),
             KernelArg::Buffer(io.k),
             KernelArg::Buffer(&w),
             KernelArg::Buffer(&u),
             KernelArg::Buffer(&p),
-            KernelArg::Buffer(&fq),
-            KernelArg::Buffer(&fk),
-            KernelArg::Buffer(&cd),
-            KernelArg::optional(io.initial_state),
-            KernelArg::optional(io.final_state),
-            KernelArg::optional(io.chunk_states),
-            KernelArg::Buffer(io.o),
-            KernelArg::Bytes(table_bytes),
-            KernelArg::pod(&dims),
-        ],
-    )
+        ];
+        args.extend(states);
+        enc.dispatch_kernel(STATE_KERNELS[key], config, &args)
+    }
 }

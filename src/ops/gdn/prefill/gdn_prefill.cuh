@@ -7,19 +7,25 @@
 //         and the per-token row factors of the state kernel;
 //   state (sequence, value head, 32-row V tile; 8 warps), sequential over the chunks:
 //         V_new = U − W·Hᵀ, O = f_q ∘ (Q·Hᵀ) + P·V_new, H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K,
-//         the state H staying in registers from the first chunk to the last.
+//         the state H staying in registers from the first chunk to the last;
+//         gdn_prefill_state_wg.cu for BF16 calls (TMA, wgmma; sm_90),
+//         gdn_prefill_state.cu for F32 calls.
 // q/k L2 normalisation is folded in as row factors r_q, r_k (no normalised copy).
-// Matrix products use mma.sync: bf16 (m16n8k16) for BF16 calls, tf32 (m16n8k8)
-// for F32 calls, always with f32 accumulation.
+// Matrix products run on tensor cores: bf16 (mma.sync m16n8k16, wgmma) for
+// BF16 calls, tf32 (mma.sync m16n8k8) for F32 calls, always with f32
+// accumulation.
 //
-// This header holds what both kernels use; gdn_prefill_prep.cu and
-// gdn_prefill_state.cu are compiled as two modules.
+// This header holds what the kernels share; each .cu is its own module.
 #pragma once
 #include "mlxn_prelude.cuh"
 
 #define GDN_C 64
 #define GDN_MAX_SEQS 256
 #define GDN_VT 32
+// Row factors of one (chunk, value head), written by prep and read by the
+// state kernels as one block: f_q[64], f_k[64], e^{G_L}, 3 zeros (rows of a
+// partial chunk past its end hold zeros). Mirrored in prefill/cuda.rs.
+#define GDN_F_FLOATS (2 * GDN_C + 4)
 
 // Sequences of a call; mirrored by `SeqTable` in prefill/cuda.rs.
 struct GdnSeqs {
@@ -191,14 +197,16 @@ __device__ __forceinline__ void gdn_load_rows(T* dst, int sstride, const T* src,
 
 // ---- warp tiles from shared memory ------------------------------------------
 
-__device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) {
+__device__ __forceinline__ void gdn_ldsm(u32 r[4], u32 addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
 }
-__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) {
+__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], u32 addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)) : "memory");
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
 }
+__device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) { gdn_ldsm(r, smem_addr(p)); }
+__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) { gdn_ldsm_t(r, smem_addr(p)); }
 
 // acc[n] += A(16 × kdim) · B(kdim × 8·NT), both in shared memory. A is
 // A(m, k) = a[m·lda + k], or a[k·lda + m] when A_COL; B is B(k, n) =

@@ -67,7 +67,7 @@ template <typename T, int K>
 __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                          const float* __restrict__ g, const float* __restrict__ beta,
                          T* __restrict__ w_out, T* __restrict__ u_out, T* __restrict__ p_out,
-                         float* __restrict__ fq_out, float* __restrict__ fk_out, float* __restrict__ cd_out,
+                         float* __restrict__ f_out,
                          const GdnSeqs& seqs, const GdnDims& d) {
     constexpr int PAD = 16 / (int)sizeof(T);
     constexpr int KS = K + PAD;
@@ -288,12 +288,13 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         gdn_mma_smem<T, 8, false, true>(acc, tu + warp * 16 * TS, TS, xs + n0, XS, GDN_C);
         gdn_store16x64(u_out + ((u64)(start + warp * 16) * Hv + h) * V + n0, (u64)Hv * V, rows, stage, TS, acc);
     }
-    if (tid < len) {
+    if (tid < GDN_C) {
         const float g_last = gs[len - 1];
-        const u64 at = (u64)(start + tid) * Hv + h;
-        fq_out[at] = d.scale * rq[tid] * expf(gs[tid]);
-        fk_out[at] = rk[tid] * expf(g_last - gs[tid]);
-        if (tid == 0) cd_out[(u64)c * Hv + h] = expf(g_last);
+        float* f = f_out + ((u64)c * Hv + h) * GDN_F_FLOATS;
+        const bool in = tid < len;
+        f[tid] = in ? d.scale * rq[tid] * expf(gs[tid]) : 0.f;
+        f[GDN_C + tid] = in ? rk[tid] * expf(g_last - gs[tid]) : 0.f;
+        if (tid < GDN_F_FLOATS - 2 * GDN_C) f[2 * GDN_C + tid] = tid == 0 ? expf(g_last) : 0.f;
     }
 }
 
@@ -301,9 +302,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 // K ≤ 128 in BF16; the others are held to fewer by shared memory).
 #define GDN_PREP(KD, DN, T, MINB)                                                                                \
     extern "C" __global__ void __launch_bounds__(GDN_PREP_THREADS, MINB) gdn_prefill_prep_k##KD##_##DN(          \
-        const T* q, const T* k, const T* v, const float* g, const float* beta, T* w, T* u, T* p, float* fq,      \
-        float* fk, float* cd, GdnSeqs seqs, GdnDims d) {                                                         \
-        gdn_prep<T, KD>(q, k, v, g, beta, w, u, p, fq, fk, cd, seqs, d);                                         \
+        const T* q, const T* k, const T* v, const float* g, const float* beta, T* w, T* u, T* p, float* f,       \
+        GdnSeqs seqs, GdnDims d) {                                                                               \
+        gdn_prep<T, KD>(q, k, v, g, beta, w, u, p, f, seqs, d);                                                  \
     }
 
 GDN_PREP(64, bf16, bf16_t, 4)

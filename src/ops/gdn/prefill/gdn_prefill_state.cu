@@ -1,36 +1,7 @@
-// Gated DeltaNet prefill, state kernel (see gdn_prefill.cuh).
+// Gated DeltaNet prefill, state kernel for F32 calls (see gdn_prefill.cuh;
+// BF16 calls use gdn_prefill_state_wg.cu): tf32 mma.sync on tiles staged
+// with cp.async.
 #include "gdn_prefill.cuh"
-
-// acc0 += A0·B and acc1 += A1·B, A0 and A1 row-major with one stride, B as
-// in gdn_mma_smem (n-major): the B fragments are loaded once for both.
-template <typename T, int NT>
-__device__ __forceinline__ void gdn_mma_smem_pair(float (*acc0)[4], float (*acc1)[4], const T* a0, const T* a1, int lda,
-                                                  const T* b, int ldb, int kdim) {
-    if constexpr (sizeof(T) == 2) {
-        const int lane = threadIdx.x & 31;
-        const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
-        const int ao = (r8 + 8 * m1) * lda + 8 * m2;
-        const T* pb = b + (r8 + 8 * m2) * ldb + 8 * m1;
-#pragma unroll
-        for (int k0 = 0; k0 < kdim; k0 += 16) {
-            u32 f0[4], f1[4];
-            gdn_ldsm(f0, a0 + ao + k0);
-            gdn_ldsm(f1, a1 + ao + k0);
-#pragma unroll
-            for (int n = 0; n < NT; n += 2) {
-                u32 bf[4];
-                gdn_ldsm(bf, pb + n * 8 * ldb + k0);
-                GdnMma<bf16_t>::mma(acc0[n], f0, bf);
-                GdnMma<bf16_t>::mma(acc1[n], f1, bf);
-                GdnMma<bf16_t>::mma(acc0[n + 1], f0, bf + 2);
-                GdnMma<bf16_t>::mma(acc1[n + 1], f1, bf + 2);
-            }
-        }
-    } else {
-        gdn_warp_gemm<T, NT>(acc0, a0, lda, 1, b, ldb, 1, kdim);
-        gdn_warp_gemm<T, NT>(acc1, a1, lda, 1, b, ldb, 1, kdim);
-    }
-}
 
 // ---- state: one block of 256 threads per (value head × V tile, sequence) ---
 
@@ -42,7 +13,7 @@ struct GdnStateLayout {
     static constexpr int KS = K + PAD;
     static constexpr int PS = GDN_C + PAD;
     static constexpr int US = GDN_VT + PAD;
-    static constexpr int FLOATS = 2 * GDN_C + 4;  // f_q, f_k, chunk decay (padded to 16 bytes)
+    static constexpr int FLOATS = GDN_F_FLOATS;
     // Elements of T per stage: W, K, [Q], P, U tiles, then the floats.
     __device__ static int stage_elems(bool q_in_w) {
         return (q_in_w ? 2 : 3) * GDN_C * KS + GDN_C * PS + GDN_C * US + FLOATS * 4 / (int)sizeof(T);
@@ -52,7 +23,7 @@ struct GdnStateLayout {
 template <typename T, int K>
 __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
                           const T* __restrict__ w_in, const T* __restrict__ u_in, const T* __restrict__ p_in,
-                          const float* __restrict__ fq_in, const float* __restrict__ fk_in, const float* __restrict__ cd_in,
+                          const float* __restrict__ f_in,
                           const float* initial_state, float* final_state, float* __restrict__ chunk_states,
                           T* __restrict__ o, const GdnSeqs& seqs, const GdnDims& d) {
     using L = GdnStateLayout<T, K>;
@@ -115,14 +86,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         if (!q_in_w) gdn_load_tile<T, GDN_C, K, GDN_STATE_THREADS>(qt, KS, q + ((u64)start * Hk + kh) * K, (u64)Hk * K, len);
         gdn_load_tile<T, GDN_C, GDN_C, GDN_STATE_THREADS>(pt, PS, p_in + ((u64)c * Hv + h) * GDN_C * GDN_C, GDN_C, GDN_C);
         gdn_load_tile<T, GDN_C, GDN_VT, GDN_STATE_THREADS>(ut, US, u_in + ((u64)start * Hv + h) * V + v0, (u64)Hv * V, len);
-        if (tid < GDN_C) {
-            const u64 at = (u64)(start + tid) * Hv + h;
-            const bool ok = tid < len;
-            cp_async<4>(smem_addr(fl + tid), ok ? fq_in + at : fq_in, ok ? 4 : 0);
-            cp_async<4>(smem_addr(fl + GDN_C + tid), ok ? fk_in + at : fk_in, ok ? 4 : 0);
-        } else if (tid == GDN_C) {
-            cp_async<4>(smem_addr(fl + 2 * GDN_C), cd_in + (u64)c * Hv + h, 4);
-        }
+        if (tid < GDN_F_FLOATS / 4) cp_async<16>(smem_addr(fl + 4 * tid), f_in + ((u64)c * Hv + h) * GDN_F_FLOATS + 4 * tid);
     };
 
     // With S stages, chunk c + S − 1 is being loaded while chunk c is used.
@@ -178,7 +142,10 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             float acc[2][4];
             gdn_zero<2>(acc);
             if (q_in_w) gdn_mma_smem<T, 2, false, false>(acc, ws + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
-            else gdn_mma_smem_pair<T, 2>(acc, oq, ws + rb * 16 * KS, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            else {
+                gdn_mma_smem<T, 2, false, false>(acc, ws + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+                gdn_mma_smem<T, 2, false, false>(oq, qt + rb * 16 * KS, KS, hs + ch * 16 * KS, KS, K);
+            }
             const float* fk = fl + GDN_C;
 #pragma unroll
             for (int n = 0; n < 2; ++n)
@@ -251,17 +218,13 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     }
 }
 
-#define GDN_STATE(KD, DN, T)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(GDN_STATE_THREADS) gdn_prefill_state_k##KD##_##DN(              \
-        const T* q, const T* k, const T* w, const T* u, const T* p, const float* fq, const float* fk,            \
-        const float* cd, const float* initial_state, float* final_state, float* chunk_states, T* o,              \
-        GdnSeqs seqs, GdnDims d) {                                                                               \
-        gdn_state<T, KD>(q, k, w, u, p, fq, fk, cd, initial_state, final_state, chunk_states, o, seqs, d);       \
+#define GDN_STATE(KD)                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GDN_STATE_THREADS) gdn_prefill_state_k##KD##_f32(               \
+        const float* q, const float* k, const float* w, const float* u, const float* p, const float* f,          \
+        const float* initial_state, float* final_state, float* chunk_states, float* o, GdnSeqs seqs, GdnDims d) { \
+        gdn_state<float, KD>(q, k, w, u, p, f, initial_state, final_state, chunk_states, o, seqs, d);            \
     }
 
-GDN_STATE(64, bf16, bf16_t)
-GDN_STATE(128, bf16, bf16_t)
-GDN_STATE(256, bf16, bf16_t)
-GDN_STATE(64, f32, float)
-GDN_STATE(128, f32, float)
-GDN_STATE(256, f32, float)
+GDN_STATE(64)
+GDN_STATE(128)
+GDN_STATE(256)

@@ -28,7 +28,8 @@ const OP: &str = "gated_delta_net_prefill";
 /// state is zero; `final_state` may be the very same view as
 /// `initial_state`. K, V ∈ {64, 128, 256}; H_v a multiple of H_k; any T.
 /// Sums are accumulated in f32; on CUDA the matrix products round their
-/// operands to bf16 (BF16 calls) or tf32 (F32 calls).
+/// operands to bf16 (BF16 calls) or tf32 (F32 calls). BF16 calls on CUDA
+/// need compute capability 9.0 (Hopper) or newer.
 #[allow(clippy::too_many_arguments)]
 pub fn gated_delta_net_prefill(
     enc: &mut CommandEncoder,

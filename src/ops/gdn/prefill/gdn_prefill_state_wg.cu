@@ -1,0 +1,272 @@
+// Gated DeltaNet prefill, state kernel for BF16 calls on sm_90 (the
+// algorithm is in gdn_prefill.cuh; F32 calls use gdn_prefill_state.cu).
+//
+// One block of two warpgroups per (value head × 32-row V tile, sequence),
+// sequential over the chunks; the state H (32 × K, f32) stays in the
+// registers of warpgroup 0 from the first chunk to the last. Per chunk:
+//   (a) WG0 writes H as a bf16 operand tile;
+//   (b) WG0: V_new = U − W·Hᵀ; WG1: Q·Hᵀ — wgmma m64n32, so W, Q and H are
+//       read from shared memory once per warpgroup, not once per warp;
+//   (c) WG1: O = f_q ∘ (Q·Hᵀ) + P·V_new (wgmma), stored;
+//   (d) WG0, beside (c): H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K (mma.sync).
+// W, K, Q and P arrive by TMA with the 128-byte swizzle (16-byte unit u of
+// row r at unit u ^ (r % 8) of its 128-byte row), U unswizzled, the row
+// factors by one bulk copy; thread 128 issues the copies of chunk c + S as
+// soon as chunk c is done with stage c % S.
+#include "gdn_prefill.cuh"
+
+#define GDN_WG_THREADS 256
+#define GDN_BOX 8192  // one TMA box: 64 rows × 64 bf16 columns (128 bytes)
+
+// Byte offsets inside a stage and after the stages; mirrored by
+// `WgLayout` in prefill/cuda.rs.
+template <int K> struct GdnWgLayout {
+    static constexpr int TILE = K / 64 * GDN_BOX;  // a 64 × K tile (W, K or Q)
+    static constexpr int W = 0, KT = TILE, Q = 2 * TILE, P = 3 * TILE, U = P + GDN_BOX;
+    static constexpr int F = U + GDN_C * GDN_VT * 2;
+    static constexpr int BYTES = F + GDN_F_FLOATS * 4;  // what lands per chunk
+    static constexpr int STAGE = (BYTES + 1023) / 1024 * 1024;
+    static constexpr int HS = K / 64 * GDN_VT * 128;  // H as bf16: K/64 blocks of 32 rows × 128 bytes
+    static constexpr int VN = GDN_VT * 128;           // V_newᵀ: 32 rows × 64 tokens
+};
+
+#define GDN_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
+// d (64 × 32, f32) = a (64 × 16 bf16) · b (16 × 32 bf16) + (accumulate ? d : 0),
+// both K-major with the 128-byte swizzle. Thread (warp w, lane 4g + t)
+// holds d[4n + 2hr + e] = D(16w + g + 8hr, 8n + 2t + e).
+__device__ __forceinline__ void gdn_wgmma_n32(float (&d)[16], u64 desc_a, u64 desc_b, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+        : GDN_D4(0), GDN_D4(4), GDN_D4(8), GDN_D4(12)
+        : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+template <int K>
+__device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, const TensorMap* w_map,
+                             const TensorMap* p_map, const TensorMap* u_map, const float* __restrict__ f_in,
+                             const float* initial_state, float* final_state, float* __restrict__ chunk_states,
+                             bf16_t* __restrict__ o, const GdnSeqs& seqs, const GdnDims& d) {
+    using L = GdnWgLayout<K>;
+    constexpr int NTH = K / 16;  // 8-column state tiles of a WG0 warp (16 rows × K/2 columns)
+    const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
+    const int tiles = V / GDN_VT;
+    const int h = blockIdx.x / tiles, v0 = (blockIdx.x % tiles) * GDN_VT;
+    const int kh = h / (Hv / Hk);
+    const int seq = blockIdx.y;
+    int tok0, tok1, c0, c1;
+    gdn_seq_range(seqs, seq, tok0, tok1, c0, c1);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int wg = warp >> 2, w4 = warp & 3;
+    const int g = lane >> 2, t = lane & 3;
+    const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+    // WG0 warp w4 holds state rows 16·mw … +16, columns (K/2)·nq … +K/2.
+    const int mw = w4 & 1, nq = w4 >> 1;
+    const int S = d.stages;
+
+    extern __shared__ __align__(16) unsigned char gdn_smem_raw[];
+    const u32 raw = smem_addr(gdn_smem_raw);
+    const u32 base = (raw + 1023) & ~1023u;  // swizzled tiles start 1024-byte aligned
+    unsigned char* smem = gdn_smem_raw + (base - raw);
+    const u32 hs = base + S * L::STAGE, vnt = hs + L::HS, vdt = vnt + L::VN, bars = vdt + L::VN;
+
+    const u64 state_base = ((u64)seq * Hv + h) * V * K;
+    float acc_h[NTH][4];
+    if (wg == 0) {
+#pragma unroll
+        for (int n = 0; n < NTH; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int r = v0 + mw * 16 + g + (e >= 2 ? 8 : 0);
+                const int col = nq * (K / 2) + n * 8 + 2 * t + (e & 1);
+                acc_h[n][e] = initial_state ? initial_state[state_base + (u64)r * K + col] : 0.f;
+            }
+    }
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) mbar_init(bars + 8 * s, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    auto load_chunk = [&](int c, int s) {
+        const u32 st = base + s * L::STAGE, bar = bars + 8 * s;
+        const int start = tok0 + (c - c0) * GDN_C;
+        mbar_expect_tx(bar, L::BYTES);
+#pragma unroll
+        for (int j = 0; j < K / 64; ++j) {
+            tma_load_2d(st + L::W + j * GDN_BOX, w_map, h * K + j * 64, start, bar);
+            tma_load_2d(st + L::KT + j * GDN_BOX, k_map, kh * K + j * 64, start, bar);
+            tma_load_2d(st + L::Q + j * GDN_BOX, q_map, kh * K + j * 64, start, bar);
+        }
+        tma_load_2d(st + L::P, p_map, 0, (c * Hv + h) * GDN_C, bar);
+        tma_load_2d(st + L::U, u_map, h * V + v0, start, bar);
+        bulk_copy(st + L::F, f_in + ((u64)c * Hv + h) * GDN_F_FLOATS, GDN_F_FLOATS * 4, bar);
+    };
+    const int producer = 128;  // a WG1 thread: WG1 is idle while WG0 writes H
+    if (tid == producer)
+        for (int p = 0; p < S && c0 + p < c1; ++p) load_chunk(c0 + p, p);
+
+    float acc[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) acc[i] = 0.f;
+    for (int c = c0; c < c1; ++c) {
+        const int i = c - c0, s = i % S;
+        const u32 st = base + s * L::STAGE;
+        const unsigned char* sp = smem + s * L::STAGE;
+        const float* fl = reinterpret_cast<const float*>(sp + L::F);
+        const int start = tok0 + i * GDN_C;
+        const int len = min(GDN_C, tok1 - start);
+
+        // (a) H as the bf16 B operand of (b): row v, column k at block k / 64.
+        if (wg == 0) {
+#pragma unroll
+            for (int n = 0; n < NTH; ++n)
+#pragma unroll
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int r = mw * 16 + g + 8 * hr;  // r % 8 == g
+                    const int col = nq * (K / 2) + n * 8 + 2 * t;
+                    const int off = (col >> 6) * (GDN_VT * 128) + r * 128 + ((((col & 63) >> 3) ^ g) << 4) + 4 * t;
+                    *reinterpret_cast<u32*>(smem + (hs - base) + off) = gdn_pack_bf16(acc_h[n][2 * hr], acc_h[n][2 * hr + 1]);
+                    if (chunk_states)
+                        gdn_store2(chunk_states + ((u64)c * Hv + h) * V * K + (u64)(v0 + r) * K + col, acc_h[n][2 * hr],
+                                   acc_h[n][2 * hr + 1]);
+                }
+            fence_proxy_async();
+        }
+        __syncthreads();
+        mbar_wait(bars + 8 * s, (i / S) & 1);
+
+        // (b) WG0: W·Hᵀ, WG1: Q·Hᵀ (64 tokens × 32 values over K).
+        {
+            const u32 a = st + (wg == 0 ? L::W : L::Q);
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < K / 16; ++j)
+                gdn_wgmma_n32(acc, wgmma_desc_sw128(a + (j >> 2) * GDN_BOX + (j & 3) * 32),
+                              wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_acc(acc);
+        }
+        if (wg == 0) {
+            // V_new = U − W·Hᵀ (rows past the chunk's end are zero), stored
+            // transposed, as is f_k ∘ V_new: V_newᵀ is the B operand of (c),
+            // (f_k ∘ V_new)ᵀ the A operand of (d).
+            const unsigned char* u = sp + L::U;
+            u32 vn[4][2], vd[4][2];
+#pragma unroll
+            for (int n = 0; n < 4; ++n)
+#pragma unroll
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int tok = w4 * 16 + g + 8 * hr;
+                    float x0 = 0.f, x1 = 0.f;
+                    if (tok < len) {
+                        const u32 uw = *reinterpret_cast<const u32*>(u + tok * (GDN_VT * 2) + (8 * n + 2 * t) * 2);
+                        x0 = bf16_bits_to_f32((u16)uw) - acc[4 * n + 2 * hr];
+                        x1 = bf16_bits_to_f32((u16)(uw >> 16)) - acc[4 * n + 2 * hr + 1];
+                    }
+                    const float fk = fl[GDN_C + tok];
+                    vn[n][hr] = gdn_pack_bf16(x0, x1);
+                    vd[n][hr] = gdn_pack_bf16(fk * x0, fk * x1);
+                }
+            // Matrix lane / 8 of each x4 is (n = 2q + mi / 2, hr = mi % 2);
+            // its transposed row r8 is value 8n + r8, tokens 16·w4 + 8hr … +8.
+#pragma unroll
+            for (int q = 0; q < 2; ++q) {
+                const int mi = lane >> 3;
+                const int v = 8 * (2 * q + (mi >> 1)) + r8;  // v % 8 == r8
+                const u32 off = v * 128 + (((2 * w4 + (mi & 1)) ^ r8) << 4);
+                stmatrix_x4_trans(vnt + off, vn[2 * q][0], vn[2 * q][1], vn[2 * q + 1][0], vn[2 * q + 1][1]);
+                stmatrix_x4_trans(vdt + off, vd[2 * q][0], vd[2 * q][1], vd[2 * q + 1][0], vd[2 * q + 1][1]);
+            }
+            fence_proxy_async();
+        } else {
+#pragma unroll
+            for (int n = 0; n < 4; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[4 * n + e] *= fl[w4 * 16 + g + (e >= 2 ? 8 : 0)];
+            // K rows past a partial chunk's end hold another sequence's
+            // tokens (or TMA zeros): zero them so (d) multiplies zeros only.
+            if (len < GDN_C) {
+                unsigned char* kt = smem + s * L::STAGE + L::KT;
+                for (int x = tid - 128; x < (GDN_C - len) * (K / 8); x += 128) {
+                    const int r = len + x / (K / 8), unit = x % (K / 8);
+                    *reinterpret_cast<uint4*>(kt + (unit >> 3) * GDN_BOX + r * 128 + (unit & 7) * 16) = make_uint4(0, 0, 0, 0);
+                }
+                fence_proxy_async();
+            }
+        }
+        __syncthreads();
+
+        if (wg == 1) {
+            // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < GDN_C / 16; ++j)
+                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::P + j * 32), wgmma_desc_sw128(vnt + j * 32), 1);
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_acc(acc);
+#pragma unroll
+            for (int n = 0; n < 4; ++n)
+#pragma unroll
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int tok = w4 * 16 + g + 8 * hr;
+                    if (tok < len)
+                        gdn_store2(o + ((u64)(start + tok) * Hv + h) * V + v0 + 8 * n + 2 * t, acc[4 * n + 2 * hr],
+                                   acc[4 * n + 2 * hr + 1]);
+                }
+        } else {
+            // (d) H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K: A from V_dᵀ (rows v,
+            // tokens along k), B from the K tile (tokens along k, read
+            // transposed); both swizzled, rows r with r % 8 == r8.
+            const float cd = fl[2 * GDN_C];
+#pragma unroll
+            for (int n = 0; n < NTH; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc_h[n][e] *= cd;
+            const u32 kt = st + L::KT;
+#pragma unroll
+            for (int k0 = 0; k0 < GDN_C; k0 += 16) {
+                u32 af[4];
+                gdn_ldsm(af, vdt + (mw * 16 + r8 + 8 * m1) * 128 + ((((k0 >> 3) + m2) ^ r8) << 4));
+#pragma unroll
+                for (int n = 0; n < NTH; n += 2) {
+                    const int col = nq * (K / 2) + n * 8 + 8 * m2;
+                    u32 bf[4];
+                    gdn_ldsm_t(bf, kt + (col >> 6) * GDN_BOX + (k0 + r8 + 8 * m1) * 128 + ((((col & 63) >> 3) ^ r8) << 4));
+                    GdnMma<bf16_t>::mma(acc_h[n], af, bf);
+                    GdnMma<bf16_t>::mma(acc_h[n + 1], af, bf + 2);
+                }
+            }
+        }
+        __syncthreads();
+        if (tid == producer && c + S < c1) load_chunk(c + S, s);
+    }
+
+    if (final_state && wg == 0) {
+#pragma unroll
+        for (int n = 0; n < NTH; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int r = v0 + mw * 16 + g + (e >= 2 ? 8 : 0);
+                const int col = nq * (K / 2) + n * 8 + 2 * t + (e & 1);
+                final_state[state_base + (u64)r * K + col] = acc_h[n][e];
+            }
+    }
+}
+
+#define GDN_STATE_WG(KD)                                                                                           \
+    extern "C" __global__ void __launch_bounds__(GDN_WG_THREADS, 1) gdn_prefill_state_wg_k##KD(                   \
+        const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap k_map,                          \
+        const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap p_map,                          \
+        const __grid_constant__ TensorMap u_map, const float* f, const float* initial_state, float* final_state,   \
+        float* chunk_states, bf16_t* o, GdnSeqs seqs, GdnDims d) {                                                 \
+        gdn_state_wg<KD>(&q_map, &k_map, &w_map, &p_map, &u_map, f, initial_state, final_state, chunk_states, o,   \
+                         seqs, d);                                                                                 \
+    }
+
+GDN_STATE_WG(64)
+GDN_STATE_WG(128)
+GDN_STATE_WG(256)
