@@ -9,10 +9,12 @@
 //       read from shared memory once per warpgroup, not once per warp;
 //   (c) WG1: O = f_q ∘ (Q·Hᵀ) + P·V_new (wgmma), stored;
 //   (d) WG0, beside (c): H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K (mma.sync).
+// Only WG0's chain (a) → (b) → V_new → (d) is sequential from chunk to
+// chunk; the warpgroups meet on named barriers only where data passes.
 // W, K, Q and P arrive by TMA with the 128-byte swizzle (16-byte unit u of
 // row r at unit u ^ (r % 8) of its 128-byte row), U unswizzled, the row
-// factors by one bulk copy; thread 128 issues the copies of chunk c + S as
-// soon as chunk c is done with stage c % S.
+// factors by one bulk copy, in S stages; thread 128 refills a stage with
+// chunk c + S as soon as every thread is done with chunk c.
 #include "gdn_prefill.cuh"
 
 #define GDN_WG_THREADS 256
@@ -83,14 +85,20 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                 acc_h[n][e] = initial_state ? initial_state[state_base + (u64)r * K + col] : 0.f;
             }
     }
+    // full[s]: the copies of the chunk in stage s landed; empty[s]: all 256
+    // threads are done with it.
+    const u32 full = bars, empty = bars + 8 * 3;
     if (tid == 0) {
-        for (int s = 0; s < S; ++s) mbar_init(bars + 8 * s, 1);
+        for (int s = 0; s < S; ++s) {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, GDN_WG_THREADS);
+        }
         mbar_init_fence();
     }
     __syncthreads();
 
     auto load_chunk = [&](int c, int s) {
-        const u32 st = base + s * L::STAGE, bar = bars + 8 * s;
+        const u32 st = base + s * L::STAGE, bar = full + 8 * s;
         const int start = tok0 + (c - c0) * GDN_C;
         mbar_expect_tx(bar, L::BYTES);
 #pragma unroll
@@ -103,9 +111,20 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
         tma_load_2d(st + L::U, u_map, h * V + v0, start, bar);
         bulk_copy(st + L::F, f_in + ((u64)c * Hv + h) * GDN_F_FLOATS, GDN_F_FLOATS * 4, bar);
     };
-    const int producer = 128;  // a WG1 thread: WG1 is idle while WG0 writes H
+    // The warpgroups meet only where data passes between them, on named
+    // barriers of all 256 threads: H_READY (H written; both sync), H_FREE
+    // (WG1 done reading H), VN_READY (V_newᵀ written), VN_FREE (WG1 done
+    // reading it); WG0 alone syncs on WG0_SYNC. WG1 enters with H_FREE and
+    // VN_FREE arrived once, and WG0 leaves consuming the last of each, so
+    // neither can run a step ahead of the other's use of a buffer.
+    enum { H_READY = 1, H_FREE, VN_READY, VN_FREE, WG0_SYNC };
+    const int producer = 128;  // a WG1 thread: WG1 is off the state's critical path
     if (tid == producer)
         for (int p = 0; p < S && c0 + p < c1; ++p) load_chunk(c0 + p, p);
+    if (wg == 1) {
+        named_arrive(H_FREE, GDN_WG_THREADS);
+        named_arrive(VN_FREE, GDN_WG_THREADS);
+    }
 
     float acc[16];
 #pragma unroll
@@ -120,6 +139,7 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
 
         // (a) H as the bf16 B operand of (b): row v, column k at block k / 64.
         if (wg == 0) {
+            named_sync(H_FREE, GDN_WG_THREADS);
 #pragma unroll
             for (int n = 0; n < NTH; ++n)
 #pragma unroll
@@ -134,8 +154,14 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                 }
             fence_proxy_async();
         }
-        __syncthreads();
-        mbar_wait(bars + 8 * s, (i / S) & 1);
+        named_sync(H_READY, GDN_WG_THREADS);
+        // The stage chunk c − 1 used is free once all threads arrived on it.
+        if (tid == producer && i > 0 && c - 1 + S < c1) {
+            const int prev = (i - 1) % S;
+            mbar_wait(empty + 8 * prev, ((i - 1) / S) & 1);
+            load_chunk(c - 1 + S, prev);
+        }
+        mbar_wait(full + 8 * s, (i / S) & 1);
 
         // (b) WG0: W·Hᵀ, WG1: Q·Hᵀ (64 tokens × 32 values over K).
         {
@@ -170,6 +196,7 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                     vn[n][hr] = gdn_pack_bf16(x0, x1);
                     vd[n][hr] = gdn_pack_bf16(fk * x0, fk * x1);
                 }
+            named_sync(VN_FREE, GDN_WG_THREADS);
             // Matrix lane / 8 of each x4 is (n = 2q + mi / 2, hr = mi % 2);
             // its transposed row r8 is value 8n + r8, tokens 16·w4 + 8hr … +8.
 #pragma unroll
@@ -180,44 +207,19 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                 stmatrix_x4_trans(vnt + off, vn[2 * q][0], vn[2 * q][1], vn[2 * q + 1][0], vn[2 * q + 1][1]);
                 stmatrix_x4_trans(vdt + off, vd[2 * q][0], vd[2 * q][1], vd[2 * q + 1][0], vd[2 * q + 1][1]);
             }
-            fence_proxy_async();
-        } else {
-#pragma unroll
-            for (int n = 0; n < 4; ++n)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc[4 * n + e] *= fl[w4 * 16 + g + (e >= 2 ? 8 : 0)];
             // K rows past a partial chunk's end hold another sequence's
             // tokens (or TMA zeros): zero them so (d) multiplies zeros only.
             if (len < GDN_C) {
                 unsigned char* kt = smem + s * L::STAGE + L::KT;
-                for (int x = tid - 128; x < (GDN_C - len) * (K / 8); x += 128) {
+                for (int x = tid; x < (GDN_C - len) * (K / 8); x += 128) {
                     const int r = len + x / (K / 8), unit = x % (K / 8);
                     *reinterpret_cast<uint4*>(kt + (unit >> 3) * GDN_BOX + r * 128 + (unit & 7) * 16) = make_uint4(0, 0, 0, 0);
                 }
-                fence_proxy_async();
             }
-        }
-        __syncthreads();
+            fence_proxy_async();
+            named_arrive(VN_READY, GDN_WG_THREADS);
+            named_sync(WG0_SYNC, 128);
 
-        if (wg == 1) {
-            // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
-            wgmma_fence();
-#pragma unroll
-            for (int j = 0; j < GDN_C / 16; ++j)
-                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::P + j * 32), wgmma_desc_sw128(vnt + j * 32), 1);
-            wgmma_commit();
-            wgmma_wait<0>();
-            wgmma_fence_acc(acc);
-#pragma unroll
-            for (int n = 0; n < 4; ++n)
-#pragma unroll
-                for (int hr = 0; hr < 2; ++hr) {
-                    const int tok = w4 * 16 + g + 8 * hr;
-                    if (tok < len)
-                        gdn_store2(o + ((u64)(start + tok) * Hv + h) * V + v0 + 8 * n + 2 * t, acc[4 * n + 2 * hr],
-                                   acc[4 * n + 2 * hr + 1]);
-                }
-        } else {
             // (d) H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K: A from V_dᵀ (rows v,
             // tokens along k), B from the K tile (tokens along k, read
             // transposed); both swizzled, rows r with r % 8 == r8.
@@ -240,9 +242,37 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                     GdnMma<bf16_t>::mma(acc_h[n + 1], af, bf + 2);
                 }
             }
+        } else {
+            named_arrive(H_FREE, GDN_WG_THREADS);
+            // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
+#pragma unroll
+            for (int n = 0; n < 4; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[4 * n + e] *= fl[w4 * 16 + g + (e >= 2 ? 8 : 0)];
+            named_sync(VN_READY, GDN_WG_THREADS);
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < GDN_C / 16; ++j)
+                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::P + j * 32), wgmma_desc_sw128(vnt + j * 32), 1);
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_acc(acc);
+            named_arrive(VN_FREE, GDN_WG_THREADS);
+#pragma unroll
+            for (int n = 0; n < 4; ++n)
+#pragma unroll
+                for (int hr = 0; hr < 2; ++hr) {
+                    const int tok = w4 * 16 + g + 8 * hr;
+                    if (tok < len)
+                        gdn_store2(o + ((u64)(start + tok) * Hv + h) * V + v0 + 8 * n + 2 * t, acc[4 * n + 2 * hr],
+                                   acc[4 * n + 2 * hr + 1]);
+                }
         }
-        __syncthreads();
-        if (tid == producer && c + S < c1) load_chunk(c + S, s);
+        mbar_arrive(empty + 8 * s);
+    }
+    if (wg == 0) {
+        named_sync(H_FREE, GDN_WG_THREADS);
+        named_sync(VN_FREE, GDN_WG_THREADS);
     }
 
     if (final_state && wg == 0) {
