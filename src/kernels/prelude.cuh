@@ -185,3 +185,21 @@ __device__ __forceinline__ void stmatrix_x4_trans(u32 addr, u32 r0, u32 r1, u32 
                  "r"(r1), "r"(r2), "r"(r3)
                  : "memory");
 }
+
+// ---- thread-block clusters (sm_90) --------------------------------------------
+
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+__device__ __forceinline__ u32 cluster_rank() {
+    u32 rank;
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    return rank;
+}
+// The shared::cluster address of this CTA's shared address `local` in the
+// CTA of the cluster with rank `rank`.
+__device__ __forceinline__ u32 cluster_map(u32 local, u32 rank) {
+    u32 remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+    return remote;
+}

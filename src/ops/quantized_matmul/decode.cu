@@ -399,14 +399,9 @@ template <> struct Io<bf16_t> {
     __device__ static __forceinline__ float load(const u8* p) { return bf16_bits_to_f32(ld16(p)); }
 };
 
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
 __device__ __forceinline__ float ld_cluster_f32(const float* local, u32 rank) {
-    u32 remote;
     float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(cluster_map(smem_addr(local), rank)) : "memory");
     return v;
 }
 
@@ -425,8 +420,7 @@ __device__ __forceinline__ void qmv(const u8* __restrict__ x, const u8* __restri
     u32x4* xf = (u32x4*)(smem + QMV_STAGES * STAGE_BYTES);
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    u32 rank;
-    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    const u32 rank = cluster_rank();
     const u32 row0 = blockIdx.x / QMV_CLUSTER * QMV_ROWS;
     const u32 kb_begin = (u32)((u64)p.row_blocks * rank / QMV_CLUSTER);
     const u32 kb_end = (u32)((u64)p.row_blocks * (rank + 1) / QMV_CLUSTER);

@@ -191,8 +191,8 @@ fn state_wg_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32)> {
     let blocks = call.shape.key_dim / 64;
     let lands = 3 * blocks * BOX + BOX + GDN_CHUNK * V_TILE * 2 + F_FLOATS * 4;
     let stage = lands.next_multiple_of(1024);
-    // Alignment slack, H, V_newᵀ and (f_k ∘ V_new)ᵀ, 2 × 3 mbarriers.
-    let fixed = 1024 + blocks * V_TILE * 128 + 2 * V_TILE * 128 + 48;
+    // Alignment slack, two H buffers, V_newᵀ and (f_k ∘ V_new)ᵀ, 2 × 3 mbarriers.
+    let fixed = 1024 + 2 * blocks * V_TILE * 128 + 2 * V_TILE * 128 + 48;
     let stages = (limit.saturating_sub(fixed) / stage).min(3);
     if stages == 0 {
         return Err(no_room(call, limit));

@@ -4,13 +4,15 @@
 // One block of two warpgroups per (value head × 32-row V tile, sequence),
 // sequential over the chunks; the state H (32 × K, f32) stays in the
 // registers of warpgroup 0 from the first chunk to the last. Per chunk:
-//   (a) WG0 writes H as a bf16 operand tile;
-//   (b) WG0: V_new = U − W·Hᵀ; WG1: Q·Hᵀ — wgmma m64n32, so W, Q and H are
-//       read from shared memory once per warpgroup, not once per warp;
-//   (c) WG1: O = f_q ∘ (Q·Hᵀ) + P·V_new (wgmma), stored;
+//   (a) WG0 writes H as a bf16 operand tile (two buffers);
+//   (b) WG0: V_new = U − W·Hᵀ on wgmma m64n32 (W and H read from shared
+//       memory once per warpgroup, not once per warp), V_newᵀ stored;
+//   (c) WG1, once V_new is there: O = f_q ∘ (Q·Hᵀ) (wgmma) + P·V_new
+//       (mma.sync), stored;
 //   (d) WG0, beside (c): H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K (mma.sync).
 // Only WG0's chain (a) → (b) → V_new → (d) is sequential from chunk to
-// chunk; the warpgroups meet on named barriers only where data passes.
+// chunk, and it has the tensor cores to itself during (b); the warpgroups
+// meet on named barriers only where data passes.
 // W, K, Q and P arrive by TMA with the 128-byte swizzle (16-byte unit u of
 // row r at unit u ^ (r % 8) of its 128-byte row), U unswizzled, the row
 // factors by one bulk copy, in S stages; thread 128 refills a stage with
@@ -71,7 +73,8 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
     const u32 raw = smem_addr(gdn_smem_raw);
     const u32 base = (raw + 1023) & ~1023u;  // swizzled tiles start 1024-byte aligned
     unsigned char* smem = gdn_smem_raw + (base - raw);
-    const u32 hs = base + S * L::STAGE, vnt = hs + L::HS, vdt = vnt + L::VN, bars = vdt + L::VN;
+    // H is double-buffered: WG1 reads chunk c's while WG0 writes chunk c + 1's.
+    const u32 hs0 = base + S * L::STAGE, vnt = hs0 + 2 * L::HS, vdt = vnt + L::VN, bars = vdt + L::VN;
 
     const u64 state_base = ((u64)seq * Hv + h) * V * K;
     float acc_h[NTH][4];
@@ -112,34 +115,38 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
         bulk_copy(st + L::F, f_in + ((u64)c * Hv + h) * GDN_F_FLOATS, GDN_F_FLOATS * 4, bar);
     };
     // The warpgroups meet only where data passes between them, on named
-    // barriers of all 256 threads: H_READY (H written; both sync), H_FREE
-    // (WG1 done reading H), VN_READY (V_newᵀ written), VN_FREE (WG1 done
-    // reading it); WG0 alone syncs on WG0_SYNC. WG1 enters with H_FREE and
-    // VN_FREE arrived once, and WG0 leaves consuming the last of each, so
-    // neither can run a step ahead of the other's use of a buffer.
-    enum { H_READY = 1, H_FREE, VN_READY, VN_FREE, WG0_SYNC };
+    // barriers of all 256 threads: H_FREE + b (WG1 done reading H buffer
+    // b), VN_READY (H and V_newᵀ written), VN_FREE (WG1 done reading V_newᵀ);
+    // WG0 alone syncs on WG0_SYNC. WG1 arrives on each FREE barrier once
+    // before the first chunk and WG0 syncs on each once after the last, so
+    // every arrival is matched by the other side's sync before the next.
+    enum { H_FREE = 1, VN_READY = 3, VN_FREE, WG0_SYNC };
     const int producer = 128;  // a WG1 thread: WG1 is off the state's critical path
     if (tid == producer)
         for (int p = 0; p < S && c0 + p < c1; ++p) load_chunk(c0 + p, p);
     if (wg == 1) {
         named_arrive(H_FREE, GDN_WG_THREADS);
+        named_arrive(H_FREE + 1, GDN_WG_THREADS);
         named_arrive(VN_FREE, GDN_WG_THREADS);
     }
 
     float acc[16];
 #pragma unroll
     for (int i = 0; i < 16; ++i) acc[i] = 0.f;
+    // Chunk c sits in stage s; `fill` is the parity of that stage's fill.
+    int s = 0, prev_s = 0;
+    u32 fill = 0, prev_fill = 0;
     for (int c = c0; c < c1; ++c) {
-        const int i = c - c0, s = i % S;
-        const u32 st = base + s * L::STAGE;
+        const int i = c - c0;
+        const u32 st = base + s * L::STAGE, hs = hs0 + (i & 1) * L::HS;
         const unsigned char* sp = smem + s * L::STAGE;
         const float* fl = reinterpret_cast<const float*>(sp + L::F);
         const int start = tok0 + i * GDN_C;
         const int len = min(GDN_C, tok1 - start);
 
-        // (a) H as the bf16 B operand of (b): row v, column k at block k / 64.
         if (wg == 0) {
-            named_sync(H_FREE, GDN_WG_THREADS);
+            // (a) H as the bf16 B operand of (b): row v, column k at block k / 64.
+            named_sync(H_FREE + (i & 1), GDN_WG_THREADS);
 #pragma unroll
             for (int n = 0; n < NTH; ++n)
 #pragma unroll
@@ -153,48 +160,43 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                                    acc_h[n][2 * hr + 1]);
                 }
             fence_proxy_async();
-        }
-        named_sync(H_READY, GDN_WG_THREADS);
-        // The stage chunk c − 1 used is free once all threads arrived on it.
-        if (tid == producer && i > 0 && c - 1 + S < c1) {
-            const int prev = (i - 1) % S;
-            mbar_wait(empty + 8 * prev, ((i - 1) / S) & 1);
-            load_chunk(c - 1 + S, prev);
-        }
-        mbar_wait(full + 8 * s, (i / S) & 1);
+            named_sync(WG0_SYNC, 128);
+            mbar_wait(full + 8 * s, fill);
 
-        // (b) WG0: W·Hᵀ, WG1: Q·Hᵀ (64 tokens × 32 values over K).
-        {
-            const u32 a = st + (wg == 0 ? L::W : L::Q);
+            // (b) W·Hᵀ (64 tokens × 32 values over K); U and f_k are read
+            // while the tensor cores work.
             wgmma_fence();
 #pragma unroll
             for (int j = 0; j < K / 16; ++j)
-                gdn_wgmma_n32(acc, wgmma_desc_sw128(a + (j >> 2) * GDN_BOX + (j & 3) * 32),
+                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::W + (j >> 2) * GDN_BOX + (j & 3) * 32),
                               wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
             wgmma_commit();
+            const unsigned char* u = sp + L::U;
+            u32 uw[4][2];
+            float fk[2];
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+                const int tok = w4 * 16 + g + 8 * hr;
+                fk[hr] = fl[GDN_C + tok];
+#pragma unroll
+                for (int n = 0; n < 4; ++n) uw[n][hr] = *reinterpret_cast<const u32*>(u + tok * (GDN_VT * 2) + (8 * n + 2 * t) * 2);
+            }
             wgmma_wait<0>();
             wgmma_fence_acc(acc);
-        }
-        if (wg == 0) {
+
             // V_new = U − W·Hᵀ (rows past the chunk's end are zero), stored
             // transposed, as is f_k ∘ V_new: V_newᵀ is the B operand of (c),
             // (f_k ∘ V_new)ᵀ the A operand of (d).
-            const unsigned char* u = sp + L::U;
             u32 vn[4][2], vd[4][2];
 #pragma unroll
             for (int n = 0; n < 4; ++n)
 #pragma unroll
                 for (int hr = 0; hr < 2; ++hr) {
-                    const int tok = w4 * 16 + g + 8 * hr;
-                    float x0 = 0.f, x1 = 0.f;
-                    if (tok < len) {
-                        const u32 uw = *reinterpret_cast<const u32*>(u + tok * (GDN_VT * 2) + (8 * n + 2 * t) * 2);
-                        x0 = bf16_bits_to_f32((u16)uw) - acc[4 * n + 2 * hr];
-                        x1 = bf16_bits_to_f32((u16)(uw >> 16)) - acc[4 * n + 2 * hr + 1];
-                    }
-                    const float fk = fl[GDN_C + tok];
+                    const bool in = w4 * 16 + g + 8 * hr < len;
+                    const float x0 = in ? bf16_bits_to_f32((u16)uw[n][hr]) - acc[4 * n + 2 * hr] : 0.f;
+                    const float x1 = in ? bf16_bits_to_f32((u16)(uw[n][hr] >> 16)) - acc[4 * n + 2 * hr + 1] : 0.f;
                     vn[n][hr] = gdn_pack_bf16(x0, x1);
-                    vd[n][hr] = gdn_pack_bf16(fk * x0, fk * x1);
+                    vd[n][hr] = gdn_pack_bf16(fk[hr] * x0, fk[hr] * x1);
                 }
             named_sync(VN_FREE, GDN_WG_THREADS);
             // Matrix lane / 8 of each x4 is (n = 2q + mi / 2, hr = mi % 2);
@@ -215,8 +217,8 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                     const int r = len + x / (K / 8), unit = x % (K / 8);
                     *reinterpret_cast<uint4*>(kt + (unit >> 3) * GDN_BOX + r * 128 + (unit & 7) * 16) = make_uint4(0, 0, 0, 0);
                 }
+                fence_proxy_async();  // before the stage's next TMA fill
             }
-            fence_proxy_async();
             named_arrive(VN_READY, GDN_WG_THREADS);
             named_sync(WG0_SYNC, 128);
 
@@ -243,20 +245,42 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                 }
             }
         } else {
-            named_arrive(H_FREE, GDN_WG_THREADS);
-            // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new.
+            // The stage chunk c − 1 used is free once all threads arrived on it.
+            if (tid == producer && i > 0 && c - 1 + S < c1) {
+                mbar_wait(empty + 8 * prev_s, prev_fill);
+                load_chunk(c - 1 + S, prev_s);
+            }
+            // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new, after WG0 wrote H and V_new.
+            named_sync(VN_READY, GDN_WG_THREADS);
+            mbar_wait(full + 8 * s, fill);
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < K / 16; ++j)
+                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::Q + (j >> 2) * GDN_BOX + (j & 3) * 32),
+                              wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_acc(acc);
+            named_arrive(H_FREE + (i & 1), GDN_WG_THREADS);
 #pragma unroll
             for (int n = 0; n < 4; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[4 * n + e] *= fl[w4 * 16 + g + (e >= 2 ? 8 : 0)];
-            named_sync(VN_READY, GDN_WG_THREADS);
-            wgmma_fence();
+            // P·V_new on mma.sync (the acc layout of a warp's 16 rows is the
+            // mma C layout): A = P rows 16·w4 …, B = V_newᵀ rows (values).
+            float (*o4)[4] = reinterpret_cast<float (*)[4]>(acc);
 #pragma unroll
-            for (int j = 0; j < GDN_C / 16; ++j)
-                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::P + j * 32), wgmma_desc_sw128(vnt + j * 32), 1);
-            wgmma_commit();
-            wgmma_wait<0>();
-            wgmma_fence_acc(acc);
+            for (int k0 = 0; k0 < GDN_C; k0 += 16) {
+                u32 af[4];
+                gdn_ldsm(af, st + L::P + (w4 * 16 + r8 + 8 * m1) * 128 + ((((k0 >> 3) + m2) ^ r8) << 4));
+#pragma unroll
+                for (int n = 0; n < 4; n += 2) {
+                    u32 bf[4];
+                    gdn_ldsm(bf, vnt + (n * 8 + r8 + 8 * m2) * 128 + ((((k0 >> 3) + m1) ^ r8) << 4));
+                    GdnMma<bf16_t>::mma(o4[n], af, bf);
+                    GdnMma<bf16_t>::mma(o4[n + 1], af, bf + 2);
+                }
+            }
             named_arrive(VN_FREE, GDN_WG_THREADS);
 #pragma unroll
             for (int n = 0; n < 4; ++n)
@@ -269,9 +293,16 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                 }
         }
         mbar_arrive(empty + 8 * s);
+        prev_s = s;
+        prev_fill = fill;
+        if (++s == S) {
+            s = 0;
+            fill ^= 1;
+        }
     }
     if (wg == 0) {
         named_sync(H_FREE, GDN_WG_THREADS);
+        named_sync(H_FREE + 1, GDN_WG_THREADS);
         named_sync(VN_FREE, GDN_WG_THREADS);
     }
 
