@@ -45,6 +45,7 @@ fn check_case(dev: &MlxDevice, case: &Case, dtype: DType, own_scratch: bool) {
 backend_tests! {
     prefill_matches_recurrence => prefill_matches_recurrence,
     prefill_packed_sequences_and_chunk_states => prefill_packed_sequences_and_chunk_states,
+    prefill_packed_sequences_stay_apart => prefill_packed_sequences_stay_apart,
     prefill_views_at_offsets_and_state_in_place => prefill_views_at_offsets_and_state_in_place,
     prefill_recorded_in_a_graph => prefill_recorded_in_a_graph,
 }
@@ -155,6 +156,53 @@ fn prefill_packed_sequences_and_chunk_states(dev: &MlxDevice) {
             &got_chunks,
             &chunk_states,
             tol_s.max(2e-5),
+        );
+    }
+}
+
+/// A sequence ending inside a chunk shares that chunk's rows with the next
+/// sequence: NaN inputs in the second must not reach the first's output or
+/// state.
+fn prefill_packed_sequences_stay_apart(dev: &MlxDevice) {
+    let (first, total) = (37, 128);
+    let dims = if dev.is_cuda() { (128, 128) } else { (64, 64) };
+    for (i, dtype) in [DType::F32, DType::BF16].into_iter().enumerate() {
+        let case = Case {
+            l2_norm: i == 0,
+            initial_state: true,
+            cu_seqlens: Some(vec![0, first, total]),
+            seed: 650 + i as u64,
+            ..Case::new(1, total, (1, 2), dims)
+        };
+        let mut data = case.data();
+        round_to(&mut data, dtype);
+        let reference = run_recurrent(&case, &data);
+        let (hk, hv) = (case.key_heads, case.value_heads);
+        let poison = |x: &mut Vec<f32>, per_token: usize| {
+            x[first * per_token..]
+                .iter_mut()
+                .for_each(|v| *v = f32::NAN);
+        };
+        poison(&mut data.q, hk * case.key_dim);
+        poison(&mut data.k, hk * case.key_dim);
+        poison(&mut data.v, hv * case.value_dim);
+        poison(&mut data.g, hv);
+        poison(&mut data.beta, hv);
+        let got = run_prefill(dev, &case, &data, dtype, false, None);
+        let (tol_o, tol_s) = tolerance(dev, dtype);
+        let o_len = first * hv * case.value_dim;
+        check(
+            &format!("{dtype} first sequence o"),
+            &got.o[..o_len],
+            &reference.o[..o_len],
+            tol_o,
+        );
+        let state_len = hv * case.value_dim * case.key_dim;
+        check(
+            &format!("{dtype} first sequence state"),
+            &got.final_state[..state_len],
+            &reference.final_state[..state_len],
+            tol_s,
         );
     }
 }
