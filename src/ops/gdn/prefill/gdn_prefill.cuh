@@ -64,6 +64,22 @@ __device__ __forceinline__ void gdn_seq_range(const GdnSeqs& s, int seq, int& to
     }
 }
 
+// What a state-kernel block (grid x: value head × 32-row V tile, y:
+// sequence) works on: its heads, first value row, and tokens and chunks.
+struct GdnStateBlock {
+    int h, kh, v0, seq, tok0, tok1, c0, c1;
+};
+__device__ __forceinline__ GdnStateBlock gdn_state_block(const GdnSeqs& seqs, const GdnDims& d) {
+    const int tiles = d.value_dim / GDN_VT;
+    GdnStateBlock b;
+    b.h = blockIdx.x / tiles;
+    b.kh = b.h / (d.num_value_heads / d.num_key_heads);
+    b.v0 = (blockIdx.x % tiles) * GDN_VT;
+    b.seq = blockIdx.y;
+    gdn_seq_range(seqs, b.seq, b.tok0, b.tok1, b.c0, b.c1);
+    return b;
+}
+
 // The sequence owning chunk c: the last one whose first chunk is ≤ c
 // (empty sequences own no chunk and are skipped by taking the last).
 __device__ __forceinline__ int gdn_seq_of_chunk(const GdnSeqs& s, int c) {
@@ -237,6 +253,29 @@ __device__ __forceinline__ void gdn_mma_smem(float (*acc)[4], const T* a, int ld
     } else {
         gdn_warp_gemm<T, NT>(acc, a, A_COL ? 1 : lda, A_COL ? lda : 1, b, B_KN ? 1 : ldb, B_KN ? ldb : 1, kdim);
     }
+}
+
+// One warp's part of a V × K f32 state at `state` (rows K apart; null
+// reads as zeros): NT 8-column mma C tiles of rows r0 … r0 + 15 and columns
+// c0 … c0 + 8·NT − 1, as the state kernels keep it in registers.
+template <int NT>
+__device__ __forceinline__ void gdn_state_load(float (*acc)[4], const float* state, int K, int r0, int c0) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const u64 at = (u64)(r0 + g + (e >= 2 ? 8 : 0)) * K + c0 + n * 8 + 2 * t + (e & 1);
+            acc[n][e] = state ? state[at] : 0.f;
+        }
+}
+template <int NT>
+__device__ __forceinline__ void gdn_state_store(float* state, const float (*acc)[4], int K, int r0, int c0) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) state[(u64)(r0 + g + (e >= 2 ? 8 : 0)) * K + c0 + n * 8 + 2 * t + (e & 1)] = acc[n][e];
 }
 
 // Two adjacent elements (a C-fragment pair) as one 4- or 8-byte store.

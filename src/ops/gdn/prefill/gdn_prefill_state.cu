@@ -30,12 +30,9 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     constexpr int KS = L::KS, PS = L::PS, US = L::US;
     constexpr int NTH = K / 32;  // state column tiles per warp (each warp holds 16 rows × K/4)
     const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
-    const int tiles = V / GDN_VT;
-    const int h = blockIdx.x / tiles, v0 = (blockIdx.x % tiles) * GDN_VT;
-    const int kh = h / (Hv / Hk);
-    const int seq = blockIdx.y;
-    int tok0, tok1, c0, c1;
-    gdn_seq_range(seqs, seq, tok0, tok1, c0, c1);
+    const GdnStateBlock blk = gdn_state_block(seqs, d);
+    const int h = blk.h, kh = blk.kh, v0 = blk.v0, seq = blk.seq;
+    const int tok0 = blk.tok0, tok1 = blk.tok1, c0 = blk.c0, c1 = blk.c1;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int gq = lane >> 2, tq = lane & 3;
     // State update: warp = (16-row half mw, K/4 column quarter nq); token
@@ -53,14 +50,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
     const u64 state_base = ((u64)seq * Hv + h) * V * K;
     float acc_h[NTH][4];
-#pragma unroll
-    for (int n = 0; n < NTH; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int r = v0 + mw * 16 + gq + (e >= 2 ? 8 : 0);
-            const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
-            acc_h[n][e] = initial_state ? initial_state[state_base + (u64)r * K + col] : 0.f;
-        }
+    gdn_state_load<NTH>(acc_h, initial_state ? initial_state + state_base : nullptr, K, v0 + mw * 16, nq * (K / 4));
 
     auto stage_ptrs = [&](int s, T*& ws, T*& kt, T*& qt, T*& pt, T*& ut, float*& fl) {
         T* base = stages + s * stage_elems;
@@ -206,16 +196,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     }
     cp_async_wait<0>();
 
-    if (final_state) {
-#pragma unroll
-        for (int n = 0; n < NTH; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = v0 + mw * 16 + gq + (e >= 2 ? 8 : 0);
-                const int col = nq * (K / 4) + n * 8 + 2 * tq + (e & 1);
-                final_state[state_base + (u64)r * K + col] = acc_h[n][e];
-            }
-    }
+    if (final_state) gdn_state_store<NTH>(final_state + state_base, acc_h, K, v0 + mw * 16, nq * (K / 4));
 }
 
 #define GDN_STATE(KD)                                                                                            \

@@ -47,6 +47,19 @@ __device__ __forceinline__ void gdn_wgmma_n32(float (&d)[16], u64 desc_a, u64 de
         : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
+// Issues d = A·Hᵀ (64 × 32 over K) and commits it: A a 64 × K tile of
+// K / 64 swizzled boxes at `a`, H the 32 × K operand at `hs` (K / 64
+// swizzled blocks of 32 rows); the caller waits.
+template <int K>
+__device__ __forceinline__ void gdn_tile_times_ht(float (&d)[16], u32 a, u32 hs) {
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < K / 16; ++j)
+        gdn_wgmma_n32(d, wgmma_desc_sw128(a + (j >> 2) * GDN_BOX + (j & 3) * 32),
+                      wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
+    wgmma_commit();
+}
+
 template <int K>
 __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, const TensorMap* w_map,
                              const TensorMap* p_map, const TensorMap* u_map, const float* __restrict__ f_in,
@@ -54,13 +67,10 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
                              bf16_t* __restrict__ o, const GdnSeqs& seqs, const GdnDims& d) {
     using L = GdnWgLayout<K>;
     constexpr int NTH = K / 16;  // 8-column state tiles of a WG0 warp (16 rows × K/2 columns)
-    const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
-    const int tiles = V / GDN_VT;
-    const int h = blockIdx.x / tiles, v0 = (blockIdx.x % tiles) * GDN_VT;
-    const int kh = h / (Hv / Hk);
-    const int seq = blockIdx.y;
-    int tok0, tok1, c0, c1;
-    gdn_seq_range(seqs, seq, tok0, tok1, c0, c1);
+    const int V = d.value_dim, Hv = d.num_value_heads;
+    const GdnStateBlock blk = gdn_state_block(seqs, d);
+    const int h = blk.h, kh = blk.kh, v0 = blk.v0, seq = blk.seq;
+    const int tok0 = blk.tok0, tok1 = blk.tok1, c0 = blk.c0, c1 = blk.c1;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int wg = warp >> 2, w4 = warp & 3;
     const int g = lane >> 2, t = lane & 3;
@@ -78,16 +88,8 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
 
     const u64 state_base = ((u64)seq * Hv + h) * V * K;
     float acc_h[NTH][4];
-    if (wg == 0) {
-#pragma unroll
-        for (int n = 0; n < NTH; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = v0 + mw * 16 + g + (e >= 2 ? 8 : 0);
-                const int col = nq * (K / 2) + n * 8 + 2 * t + (e & 1);
-                acc_h[n][e] = initial_state ? initial_state[state_base + (u64)r * K + col] : 0.f;
-            }
-    }
+    if (wg == 0)
+        gdn_state_load<NTH>(acc_h, initial_state ? initial_state + state_base : nullptr, K, v0 + mw * 16, nq * (K / 2));
     // full[s]: the copies of the chunk in stage s landed; empty[s]: all 256
     // threads are done with it.
     const u32 full = bars, empty = bars + 8 * 3;
@@ -165,12 +167,7 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
 
             // (b) W·Hᵀ (64 tokens × 32 values over K); U and f_k are read
             // while the tensor cores work.
-            wgmma_fence();
-#pragma unroll
-            for (int j = 0; j < K / 16; ++j)
-                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::W + (j >> 2) * GDN_BOX + (j & 3) * 32),
-                              wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
-            wgmma_commit();
+            gdn_tile_times_ht<K>(acc, st + L::W, hs);
             const unsigned char* u = sp + L::U;
             u32 uw[4][2];
             float fk[2];
@@ -253,12 +250,7 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
             // (c) O = f_q ∘ (Q·Hᵀ) + P·V_new, after WG0 wrote H and V_new.
             named_sync(VN_READY, GDN_WG_THREADS);
             mbar_wait(full + 8 * s, fill);
-            wgmma_fence();
-#pragma unroll
-            for (int j = 0; j < K / 16; ++j)
-                gdn_wgmma_n32(acc, wgmma_desc_sw128(st + L::Q + (j >> 2) * GDN_BOX + (j & 3) * 32),
-                              wgmma_desc_sw128(hs + (j >> 2) * (GDN_VT * 128) + (j & 3) * 32), j > 0);
-            wgmma_commit();
+            gdn_tile_times_ht<K>(acc, st + L::Q, hs);
             wgmma_wait<0>();
             wgmma_fence_acc(acc);
             named_arrive(H_FREE + (i & 1), GDN_WG_THREADS);
@@ -306,16 +298,7 @@ __device__ void gdn_state_wg(const TensorMap* q_map, const TensorMap* k_map, con
         named_sync(VN_FREE, GDN_WG_THREADS);
     }
 
-    if (final_state && wg == 0) {
-#pragma unroll
-        for (int n = 0; n < NTH; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int r = v0 + mw * 16 + g + (e >= 2 ? 8 : 0);
-                const int col = nq * (K / 2) + n * 8 + 2 * t + (e & 1);
-                final_state[state_base + (u64)r * K + col] = acc_h[n][e];
-            }
-    }
+    if (final_state && wg == 0) gdn_state_store<NTH>(final_state + state_base, acc_h, K, v0 + mw * 16, nq * (K / 2));
 }
 
 #define GDN_STATE_WG(KD)                                                                                           \
