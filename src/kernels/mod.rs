@@ -254,11 +254,14 @@ impl KernelRegistry {
             }
         };
         let pipeline = Arc::new(Pipeline::new(ctx.clone(), module, name)?);
-        self.inner
-            .pipelines
-            .write()
-            .insert(name.to_string(), pipeline.clone());
-        Ok(pipeline)
+        // Threads that missed the map together share the first one stored:
+        // every Pipeline of a function must be the same object, or their
+        // separate shared-memory limits would lower each other's attribute.
+        let mut pipelines = self.inner.pipelines.write();
+        Ok(pipelines
+            .entry(name.to_string())
+            .or_insert(pipeline)
+            .clone())
     }
 
     fn build_module(&self, ctx: &Arc<CudaContext>, index: usize) -> Result<LoadedModule> {

@@ -406,6 +406,27 @@ extern "C" __global__ void user_axpb(const float* x, const float* y, float* out,
 
     #[test]
     #[ignore = "needs a CUDA GPU: run with --include-ignored"]
+    fn threads_loading_a_kernel_at_once_share_one_pipeline() {
+        let dev = cuda_device();
+        let r = KernelRegistry::new(&dev, None).unwrap();
+        let start = std::sync::Barrier::new(8);
+        let got: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        r.get_pipeline("fill_b32").unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let again = r.get_pipeline("fill_b32").unwrap();
+        assert!(got.iter().all(|p| Arc::ptr_eq(p, &again)));
+    }
+
+    #[test]
+    #[ignore = "needs a CUDA GPU: run with --include-ignored"]
     fn disk_cache_then_memory_cache() {
         let dev = cuda_device();
         let dir = std::env::temp_dir().join(format!("mlxn-cache-test-{}", std::process::id()));
