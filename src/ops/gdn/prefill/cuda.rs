@@ -15,7 +15,7 @@ pub(crate) const HEADER: (&str, &str) = ("gdn_prefill.cuh", include_str!("gdn_pr
 pub(crate) const PREP_SOURCE: &str = include_str!("gdn_prefill_prep.cu");
 pub(crate) const STATE_SOURCE: &str = include_str!("gdn_prefill_state.cu");
 pub(crate) const STATE_WG_SOURCE: &str = include_str!("gdn_prefill_state_wg.cu");
-/// `gdn_prefill_prep_k{K}_{dtype}`, in the order `kernel_index` uses.
+/// `gdn_prefill_prep_k{K}_{dtype}`: BF16 then F32, each in K order.
 pub(crate) const PREP_KERNELS: &[&str] = &[
     "gdn_prefill_prep_k64_bf16",
     "gdn_prefill_prep_k128_bf16",
@@ -264,6 +264,10 @@ pub(super) fn prefill(
             ),
         ));
     }
+    let bf16 = call.dtype == DType::BF16;
+    if bf16 {
+        crate::ops::validate::hopper_or_newer(OP, enc, "BF16 calls (TMA, wgmma)")?;
+    }
     let layout = ScratchLayout::of(call);
     let own_scratch;
     let scratch = match params.scratch {
@@ -277,10 +281,6 @@ pub(super) fn prefill(
     let limit = enc.device().cuda_properties().map_or(48 * 1024, |props| {
         props.max_shared_memory_per_block_optin as usize
     });
-    let bf16 = call.dtype == DType::BF16;
-    if bf16 {
-        crate::ops::validate::hopper_or_newer(OP, enc, "BF16 calls (TMA, wgmma)")?;
-    }
     let (state_bytes, stages, q_in_w) = if bf16 {
         let (bytes, stages) = state_wg_smem(call, limit)?;
         (bytes, stages, 0)

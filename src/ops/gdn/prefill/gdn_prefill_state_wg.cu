@@ -22,8 +22,8 @@
 #define GDN_WG_THREADS 256
 #define GDN_BOX 8192  // one TMA box: 64 rows × 64 bf16 columns (128 bytes)
 
-// Byte offsets inside a stage and after the stages; mirrored by
-// `WgLayout` in prefill/cuda.rs.
+// Byte offsets inside a stage, and the sizes after the stages; mirrored by
+// `state_wg_smem` in prefill/cuda.rs.
 template <int K> struct GdnWgLayout {
     static constexpr int TILE = K / 64 * GDN_BOX;  // a 64 × K tile (W, K or Q)
     static constexpr int W = 0, KT = TILE, Q = 2 * TILE, P = 3 * TILE, U = P + GDN_BOX;
