@@ -323,6 +323,7 @@ impl CommandEncoder {
             });
         }
         check_launch(pipeline, &config)?;
+        check_args(pipeline, args)?;
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
         let mut values = [0u64; MAX_KERNEL_ARGS];
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
@@ -583,6 +584,40 @@ fn check_launch(pipeline: &Pipeline, c: &LaunchConfig) -> Result<()> {
     }
     if g.0 > i32::MAX as u32 || g.1 > 65535 || g.2 > 65535 {
         return bad(format!("grid {g:?} exceeds (2^31-1, 65535, 65535)"));
+    }
+    Ok(())
+}
+
+/// The arguments against the kernel's parameters, where the driver tells
+/// their sizes: a list that does not match would launch on garbage.
+fn check_args(pipeline: &Pipeline, args: &[KernelArg]) -> Result<()> {
+    let Some(sizes) = pipeline.param_sizes() else {
+        return Ok(());
+    };
+    let name = pipeline.name();
+    let bad = |msg: String| {
+        Err(MlxError::invalid(
+            "dispatch",
+            format!("kernel '{name}': {msg}"),
+        ))
+    };
+    if sizes.len() != args.len() {
+        return bad(format!(
+            "{} arguments given, the kernel takes {}",
+            args.len(),
+            sizes.len()
+        ));
+    }
+    for (i, (arg, &size)) in args.iter().zip(sizes).enumerate() {
+        let given = match arg {
+            KernelArg::Buffer(_) => 8,
+            KernelArg::Bytes(b) => b.len(),
+        };
+        if given != size {
+            return bad(format!(
+                "argument {i} is {given} bytes, the kernel's parameter {size}"
+            ));
+        }
     }
     Ok(())
 }

@@ -48,6 +48,9 @@ pub struct Pipeline {
     max_threads_per_block: u32,
     static_shared_bytes: u32,
     registers: u32,
+    /// Byte sizes of the kernel's parameters, in order; None where the
+    /// driver cannot tell (before CUDA 12.4).
+    param_sizes: Option<Vec<usize>>,
     /// The dynamic shared memory this function is currently allowed; it
     /// only grows, and only under `raise_shared_limit`, so that a thread
     /// raising it less cannot overwrite the attribute another thread has
@@ -87,6 +90,7 @@ impl Pipeline {
             max_threads_per_block: attr(Attr::CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK)?,
             static_shared_bytes,
             registers: attr(Attr::CU_FUNC_ATTRIBUTE_NUM_REGS)?,
+            param_sizes: param_sizes(&ctx, f)?,
             dynamic_shared_limit: AtomicU32::new(attr(
                 Attr::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             )?),
@@ -110,6 +114,11 @@ impl Pipeline {
 
     pub fn registers(&self) -> u32 {
         self.registers
+    }
+
+    /// Byte sizes of the kernel's parameters, where the driver can tell.
+    pub fn param_sizes(&self) -> Option<&[usize]> {
+        self.param_sizes.as_deref()
     }
 
     pub(crate) fn function(&self) -> sys::CUfunction {
@@ -165,5 +174,24 @@ impl std::fmt::Debug for Pipeline {
             "Pipeline({}, {} regs, {} B static smem)",
             self.name, self.registers, self.static_shared_bytes
         )
+    }
+}
+
+/// The byte size of each parameter of `f`, asked of the driver one index
+/// at a time until it answers that there is no such parameter.
+fn param_sizes(ctx: &CudaContext, f: sys::CUfunction) -> Result<Option<Vec<usize>>> {
+    if ctx.props.driver_version < 12040 {
+        return Ok(None); // cuFuncGetParamInfo is missing from older drivers
+    }
+    let mut sizes = Vec::new();
+    loop {
+        let (mut offset, mut size) = (0usize, 0usize);
+        // SAFETY: `f` is a valid function handle; writes two integers.
+        let r = unsafe { sys::cuFuncGetParamInfo(f, sizes.len(), &mut offset, &mut size) };
+        if r == sys::CUresult::CUDA_ERROR_INVALID_VALUE {
+            return Ok(Some(sizes));
+        }
+        r.result().map_err(err("parameter info"))?;
+        sizes.push(size);
     }
 }

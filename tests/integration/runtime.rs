@@ -361,6 +361,28 @@ extern "C" __global__ void user_axpb(const float* x, const float* y, float* out,
         assert!(enc
             .dispatch_kernel("user_axpb", LaunchConfig::linear(0, 32), &args)
             .is_err());
+        // So are argument lists that do not match the kernel's parameters
+        // (where the driver reports them: CUDA 12.4 and newer).
+        let pipeline = dev.registry().get_pipeline("user_axpb").unwrap();
+        if let Some(sizes) = pipeline.param_sizes() {
+            assert_eq!(sizes, [8, 8, 8, std::mem::size_of_val(&p), 4]);
+            let one = LaunchConfig::linear(1, 32);
+            let e = enc
+                .dispatch_kernel("user_axpb", one, &args[..4])
+                .unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("4 arguments given, the kernel takes 5"),
+                "{e}"
+            );
+            let wide = n as u64;
+            let mut wrong = args.to_vec();
+            wrong[4] = KernelArg::pod(&wide);
+            let e = enc.dispatch_kernel("user_axpb", one, &wrong).unwrap_err();
+            assert!(e.to_string().contains("argument 4 is 8 bytes"), "{e}");
+        } else {
+            eprintln!("the driver predates cuFuncGetParamInfo: argument lists are not checked");
+        }
         // A CPU buffer cannot be bound to a CUDA kernel.
         let host = MlxBuffer::zeros(&MlxDevice::cpu(), DType::F32, &[4]).unwrap();
         let args = [
