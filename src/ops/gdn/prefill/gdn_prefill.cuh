@@ -92,6 +92,15 @@ __device__ __forceinline__ int gdn_seq_of_chunk(const GdnSeqs& s, int c) {
     return lo;
 }
 
+// 2^x in one MUFU instruction (relative error ~2⁻²²; 0 below 2⁻¹²⁶): the
+// prep kernel keeps cumulative decays in log2 units so that each factor
+// e^{G_i − G_j} is one subtraction and this.
+__device__ __forceinline__ float gdn_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // ---- tensor-core fragments -------------------------------------------------
 // A(m, k) = a[m·rs + k·ks] (16 rows), B(k, n) = b[n·ns + k·ks] (8 columns).
 // Fragment layouts of mma.sync m16n8k16 / m16n8k8 (PTX ISA): g = lane / 4,

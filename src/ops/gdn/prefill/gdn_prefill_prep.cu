@@ -96,11 +96,17 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     float* ms = reinterpret_cast<float*>(xs + GDN_C * XS);  // [64][FS] A(i, j) at i·FS + j, T(i, j) at j·FS + i
     T* tw = reinterpret_cast<T*>(ms);                   // [64][TS] T·diag(βe^G r_k), over A and T
     T* tu = tw + GDN_C * TS;                            // [64][TS] T·diag(β)
-    float* gs = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(ms) + M_BYTES);  // G (cumulative log-decay)
+    float* gs = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(ms) + M_BYTES);  // G·log2(e) (cumulative decay)
     float* bs = gs + GDN_C;                             // β
     float* rk = bs + GDN_C;                             // key row factors
     float* rq = rk + GDN_C;                             // query row factors
     float* wf = rq + GDN_C;                             // β e^G r_k, the column factors of W
+    // 2^x of the decays (G is kept in log2 units): one MUFU instruction, but
+    // at K = 256 that form costs ptxas 200 more bytes of spills.
+    auto pow2 = [](float x) {
+        if constexpr (K > 128) return exp2f(x);
+        else return gdn_exp2(x);
+    };
     // T(i, j) of the lower-triangular inverse; zero above the diagonal.
     auto t_at = [&](int i, int j) { return i >= j ? ms[j * FS + i] : 0.f; };
 
@@ -109,7 +115,8 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, len);
     cp_async_commit();
     if (warp == 0) {
-        // G = inclusive prefix sum of g (two tokens per lane).
+        // G = inclusive prefix sum of g (two tokens per lane), kept as
+        // G·log2(e) for pow2.
         const int i0 = 2 * lane;
         const float a0 = i0 < len ? g[(u64)(start + i0) * Hv + h] : 0.f;
         const float a1 = i0 + 1 < len ? g[(u64)(start + i0 + 1) * Hv + h] : 0.f;
@@ -119,8 +126,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
             const float x = __shfl_up_sync(0xffffffffu, run, o);
             if (lane >= o) run += x;
         }
-        gs[i0] = run - a1;
-        gs[i0 + 1] = run;
+        constexpr float LOG2E = 1.4426950408889634f;
+        gs[i0] = (run - a1) * LOG2E;
+        gs[i0 + 1] = run * LOG2E;
     } else if (warp == 1) {
 #pragma unroll
         for (int i = lane; i < GDN_C; i += 32) bs[i] = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
@@ -128,9 +136,20 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     cp_async_wait<0>();
     __syncthreads();
 
-    {
-        // Row factors of the optional L2 norm, 1 / sqrt(Σx² + 1e-6): two
-        // threads per row, 16-byte reads.
+    // Row factors of the optional L2 norm, 1 / sqrt(Σx² + 1e-6), and the
+    // column factors of W, βe^G r_k. BF16 calls at K ≤ 128 take Σk² and Σq²
+    // from diagonals of K·Kᵀ and Q·Qᵀ on tensor cores, below; the others
+    // sum here (tf32 products would round F32 inputs to 10 bits, and K = 256
+    // has no registers to spare).
+    constexpr bool DIAG_NORMS = sizeof(T) == 2 && K <= 128;
+    auto row_factors = [&](int r, float sk, float sq) {
+        const float fk = d.l2_norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f;
+        rk[r] = fk;
+        rq[r] = d.l2_norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f;
+        wf[r] = bs[r] * pow2(gs[r]) * fk;
+    };
+    if constexpr (!DIAG_NORMS) {
+        // Two threads per row, 16-byte reads.
         const int r = tid >> 1, half = tid & 1;
         constexpr int VEC = 16 / (int)sizeof(T);
         const uint4* kr = reinterpret_cast<const uint4*>(ks + r * KS + half * (K / 2));
@@ -150,14 +169,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         }
         sk += __shfl_xor_sync(0xffffffffu, sk, 1);
         sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-        if (half == 0) {
-            const float fk = d.l2_norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f;
-            rk[r] = fk;
-            rq[r] = d.l2_norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f;
-            wf[r] = bs[r] * expf(gs[r]) * fk;
-        }
+        if (half == 0) row_factors(r, sk, sq);
+        __syncthreads();
     }
-    __syncthreads();
 
     {
         // S = K·Kᵀ and QK = Q·Kᵀ for this warp's 16 rows.
@@ -166,6 +180,26 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         gdn_zero<8>(q_acc);
         gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
         gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * XS, XS, ks, KS, K);
+        if constexpr (DIAG_NORMS) {
+            // Σk² and Σq² of row 16·warp + gq + 8hr: element (gq + 8hr,
+            // gq + 8hr) of this warp's 16 × 16 blocks of K·Kᵀ and Q·Qᵀ, in
+            // tile hr at the lanes with 2tq + e = gq.
+            float kk[2][4], qq[2][4];
+            gdn_zero<2>(kk);
+            gdn_zero<2>(qq);
+            if (d.l2_norm) {
+                gdn_mma_smem<T, 2, false, false>(kk, ks + warp * 16 * KS, KS, ks + warp * 16 * KS, KS, K);
+                gdn_mma_smem<T, 2, false, false>(qq, xs + warp * 16 * XS, XS, xs + warp * 16 * XS, XS, K);
+            }
+            if (tq == gq >> 1)
+#pragma unroll
+                for (int hr = 0; hr < 2; ++hr) {
+                    const bool odd = gq & 1;
+                    row_factors(warp * 16 + gq + 8 * hr, odd ? kk[hr][2 * hr + 1] : kk[hr][2 * hr],
+                                odd ? qq[hr][2 * hr + 1] : qq[hr][2 * hr]);
+                }
+            __syncthreads();
+        }
         // P goes through this warp's 16 q rows (read by no other warp) so
         // that it leaves in 16-byte row pieces rather than scattered pairs.
         __syncwarp();
@@ -177,8 +211,8 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
                 const int i = warp * 16 + gq + 8 * hr;
                 const int j = n * 8 + 2 * tq;
                 const float gi = gs[i], fi = d.scale * rq[i], ai = bs[i] * rk[i];
-                const float e0 = j <= i ? expf(gi - gs[j]) * rk[j] : 0.f;
-                const float e1 = j + 1 <= i ? expf(gi - gs[j + 1]) * rk[j + 1] : 0.f;
+                const float e0 = j <= i ? pow2(gi - gs[j]) * rk[j] : 0.f;
+                const float e1 = j + 1 <= i ? pow2(gi - gs[j + 1]) * rk[j + 1] : 0.f;
                 ms[i * FS + j] = j < i ? ai * e0 * s_acc[n][2 * hr] : 0.f;
                 ms[i * FS + j + 1] = j + 1 < i ? ai * e1 * s_acc[n][2 * hr + 1] : 0.f;
                 gdn_store2(p_stage + (gq + 8 * hr) * XS + j, fi * e0 * q_acc[n][2 * hr], fi * e1 * q_acc[n][2 * hr + 1]);
@@ -292,9 +326,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         const float g_last = gs[len - 1];
         float* f = f_out + ((u64)c * Hv + h) * GDN_F_FLOATS;
         const bool in = tid < len;
-        f[tid] = in ? d.scale * rq[tid] * expf(gs[tid]) : 0.f;
-        f[GDN_C + tid] = in ? rk[tid] * expf(g_last - gs[tid]) : 0.f;
-        if (tid < GDN_F_FLOATS - 2 * GDN_C) f[2 * GDN_C + tid] = tid == 0 ? expf(g_last) : 0.f;
+        f[tid] = in ? d.scale * rq[tid] * pow2(gs[tid]) : 0.f;
+        f[GDN_C + tid] = in ? rk[tid] * pow2(g_last - gs[tid]) : 0.f;
+        if (tid < GDN_F_FLOATS - 2 * GDN_C) f[2 * GDN_C + tid] = tid == 0 ? pow2(g_last) : 0.f;
     }
 }
 
