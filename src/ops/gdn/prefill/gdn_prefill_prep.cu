@@ -31,9 +31,13 @@ __device__ __forceinline__ void gdn_store16x64(T* out, u64 os, int valid, T* sta
 
 // ---- f32 16×16 blocks on tensor cores (split tf32, about f32 accuracy) -----
 
+// x ≈ hi + lo, both tf32 (the low 13 bits clear), by truncation: three
+// instructions where rounding (cvt.rna.tf32) takes about eight; hi + lo
+// is within 2⁻²⁰|x| of x.
 __device__ __forceinline__ void gdn_split_tf32(float x, u32& hi, u32& lo) {
-    hi = gdn_tf32(x);
-    lo = gdn_tf32(x - __uint_as_float(hi));
+    constexpr u32 TF32 = 0xffffe000u;
+    hi = __float_as_uint(x) & TF32;
+    lo = __float_as_uint(x - __uint_as_float(hi)) & TF32;
 }
 
 // acc += X(16 × kdim) · Y(kdim × 16), f32 elements read through the
