@@ -322,8 +322,7 @@ impl CommandEncoder {
                 msg: format!("kernel '{name}' was loaded for another device"),
             });
         }
-        check_launch(pipeline, &config)?;
-        check_args(pipeline, args)?;
+        check_launch(pipeline, &config, args)?;
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
         let mut values = [0u64; MAX_KERNEL_ARGS];
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
@@ -563,7 +562,7 @@ fn timing_events(
     Ok((next()?, next()?))
 }
 
-fn check_launch(pipeline: &Pipeline, c: &LaunchConfig) -> Result<()> {
+fn check_launch(pipeline: &Pipeline, c: &LaunchConfig, args: &[KernelArg]) -> Result<()> {
     let name = pipeline.name();
     let (g, b) = (c.grid, c.block);
     let threads = b.0 as u64 * b.1 as u64 * b.2 as u64;
@@ -585,21 +584,10 @@ fn check_launch(pipeline: &Pipeline, c: &LaunchConfig) -> Result<()> {
     if g.0 > i32::MAX as u32 || g.1 > 65535 || g.2 > 65535 {
         return bad(format!("grid {g:?} exceeds (2^31-1, 65535, 65535)"));
     }
-    Ok(())
-}
-
-/// The arguments against the kernel's parameters, where the driver tells
-/// their sizes: a list that does not match would launch on garbage.
-fn check_args(pipeline: &Pipeline, args: &[KernelArg]) -> Result<()> {
+    // The arguments against the kernel's parameters, where the driver tells
+    // their sizes: a list that does not match would launch on garbage.
     let Some(sizes) = pipeline.param_sizes() else {
         return Ok(());
-    };
-    let name = pipeline.name();
-    let bad = |msg: String| {
-        Err(MlxError::invalid(
-            "dispatch",
-            format!("kernel '{name}': {msg}"),
-        ))
     };
     if sizes.len() != args.len() {
         return bad(format!(
