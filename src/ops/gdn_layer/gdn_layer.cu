@@ -105,37 +105,38 @@ struct RawRow {
 // ssm_conv: y[t, c] = silu(bias[c] + Σ_{j<W} weight[c, W−1−j] · in(t − j, c)),
 // with in(p) = x[p] for p ≥ 0 and the carried state row W − 1 + p for p < 0.
 //
-// A thread owns VEC channels of one chunk of `tokens_per_thread`
-// consecutive tokens of one sequence (the launcher sizes the chunks so that
-// about one wave of resident threads covers the input), and reads each x
-// element of its chunk once, plus the W − 1 halo rows before it. A chunk
-// is at least W − 1 tokens long, so only a sequence's first chunk reads
-// the carried state, and its thread writes the new state after it has read
-// the old one: so the state may be updated in place.
+// The sequences are split into chunks of consecutive tokens; a chunk is at
+// least W − 1 tokens long, so only a sequence's first chunk reads the
+// carried state, and the thread that reads it writes the new state after
+// it: so the state may be updated in place.
 //
-// The window kernel streams its rows through a per-thread ring in shared
-// memory with cp.async, CONV_RING_BYTES ahead of the row it computes: the
-// loads stay in flight while it computes, without holding registers.
+// The bulk kernel (W ≤ CONV_WINDOW_MAX, sm_90, 16-byte-aligned rows): a
+// block's CONV_THREADS consumer threads take CONV_VEC channels each of one
+// chunk, and a producer warp copies the chunk's rows (the block's channel
+// slice of each, one contiguous piece of up to 2 KB for BF16) into a ring
+// of CONV_STAGES stages of CONV_WINDOW_MAX rows, each stage landing on its
+// `full` mbarrier and freed by the consumer warps on its `empty` one. The
+// consumers do no address arithmetic or copy bookkeeping per row: a row
+// costs them one shared load. They load the W − 1 rows before the chunk
+// (inputs or carried state) themselves. Measured on an H200 (PERF.md):
+// 0.79–0.80× of the copy bandwidth for BF16 against 0.73–0.75× for a
+// per-thread cp.async ring; the same data movement without the arithmetic
+// reaches 0.82–0.84×.
 //
-// Every dtype takes CONV_VEC = 4 channels per thread (16-byte F32 rows,
-// 8-byte F16/BF16 rows). The resident threads then work on as few chunks
-// at once for BF16 as for F32 (33 on an H200), and the chunks' outputs are
-// as few separate write streams. With 16-byte BF16 rows (twice as many
-// chunks at once) DRAM wrote less efficiently: 0.63× of the copy bandwidth
-// against 0.77× for 8-byte rows; reads alone ran as fast either way.
+// The any-width kernel (other widths, rows not aligned for bulk copies,
+// GPUs before sm_90): one channel per thread, the W taps read per output.
 // ---------------------------------------------------------------------------
 
-// The window kernel handles W ≤ CONV_WINDOW_MAX.
+// The bulk kernel handles W ≤ CONV_WINDOW_MAX.
 #define CONV_WINDOW_MAX 4
 #define CONV_VEC 4
 #define CONV_THREADS 256
-// Blocks of CONV_THREADS each multiprocessor must hold (caps registers at
-// 128), so that the launcher's one wave of threads is resident at once.
+// Blocks of CONV_THREADS + a producer warp each multiprocessor must hold
+// (caps registers at 113). Three (72 registers) measured no faster.
 #define CONV_MIN_BLOCKS 2
-// Bytes each thread has in flight: 128 B for 512 threads keep 64 KB per SM
-// in flight, in 32 KB of shared memory per block; half as much measured
-// 1.5 % slower.
-#define CONV_RING_BYTES 128
+// Stages of CONV_WINDOW_MAX rows in a block's ring: 32 KB for BF16 rows.
+// Six or eight measured slower, two 5 % slower.
+#define CONV_STAGES 4
 
 // Input row of a sequence at token p ≥ 1 − W (p < 0: its carried state),
 // or null for zeros (without a state). `xb` and `sb` point at the thread's
@@ -170,190 +171,183 @@ __device__ void conv_write_state(const T* xb, const T* sb, T* sob, int seq_len, 
     }
 }
 
-// The thread's channels and chunk: consecutive threads take consecutive
-// channel groups of a chunk, so a warp's accesses to a row are contiguous.
-struct ConvWork {
-    u32 c0, seq;
-    int t0, t_end;
-    bool valid;
-};
-
-__device__ __forceinline__ ConvWork conv_work(u32 batch, u32 seq_len, u32 channels, u32 vec, u32 tokens_per_thread) {
-    ConvWork w;
-    const u32 vecs = channels / vec;
-    const u32 chunks = (seq_len + tokens_per_thread - 1) / tokens_per_thread;
-    const u64 idx = global_thread_index();
-    const u64 chunk = idx / vecs;
-    w.valid = chunk < (u64)batch * chunks;
-    w.c0 = (u32)(idx % vecs) * vec;
-    w.seq = (u32)(chunk / chunks);
-    w.t0 = (int)((chunk % chunks) * tokens_per_thread);
-    w.t_end = w.t0 + (int)tokens_per_thread < (int)seq_len ? w.t0 + (int)tokens_per_thread : (int)seq_len;
-    return w;
-}
-
-// Copies the row at `src` (zeros if `zero`; `src` must still be a valid
-// address) into the thread's ring slot `dst`: asynchronously where
-// cp.async has the size (4, 8 or 16 bytes); the 2-byte rows of the
-// one-element F16/BF16 fallback go through a register, one at a time.
-template <int BYTES>
-__device__ __forceinline__ void conv_fetch(typename RawOf<BYTES>::type* dst, const void* src, bool zero) {
-    typedef typename RawOf<BYTES>::type Raw;
-    if constexpr (BYTES >= 4) {
-        cp_async<BYTES>(smem_addr(dst), src, zero ? 0 : BYTES);
-    } else {
-        *dst = zero ? (Raw)0 : *reinterpret_cast<const Raw*>(src);
-    }
-}
-
-// The per-thread ring of a window kernel: RING rows of VEC elements, a
-// power of two and a multiple of CONV_WINDOW_MAX rows (see below).
-template <typename T, int VEC>
-struct ConvRing {
-    static constexpr int BYTES = VEC * (int)sizeof(T);
-    static constexpr int RING = CONV_RING_BYTES / BYTES < 16 ? CONV_RING_BYTES / BYTES : 16;
-    static_assert(RING > CONV_WINDOW_MAX && RING % CONV_WINDOW_MAX == 0, "ring of whole row groups, past the halo");
-    typedef typename RawOf<BYTES>::type Raw;
-    // slot[s][tid]: a warp's slots are contiguous, so its copies and reads
-    // are free of bank conflicts. Each thread reads only the slots it filled.
-    typedef Raw Slots[RING][CONV_THREADS];
+#if MLXN_CUDA_ARCH >= 900
+// A bulk kernel block's shared memory: the ring (stage, row in the stage,
+// the block's channel slice) and each stage's mbarriers.
+template <typename T>
+struct ConvBulkRing {
+    static constexpr int ROW_BYTES = CONV_THREADS * CONV_VEC * (int)sizeof(T);
+    alignas(128) unsigned char rows[CONV_STAGES][CONV_WINDOW_MAX][ROW_BYTES];
+    u64 full[CONV_STAGES], empty[CONV_STAGES];
 };
 
 // FULL: W = CONV_WINDOW_MAX, so the loop has no width test per tap.
-template <typename T, int VEC, bool FULL>
-__device__ __forceinline__ void ssm_conv_window_impl(typename ConvRing<T, VEC>::Slots& ring, const ConvWork& work,
-                                                     const T* x, const float* weight, const float* bias,
-                                                     const T* state_in, T* out, T* state_out, u32 seq_len,
-                                                     u32 channels, u32 width) {
+
+template <typename T, bool FULL>
+__device__ __forceinline__ void ssm_conv_bulk_impl(ConvBulkRing<T>& sh, const T* x, const float* weight,
+                                                   const float* bias, const T* state_in, T* out, T* state_out,
+                                                   u32 batch, u32 seq_len, u32 channels, u32 width,
+                                                   u32 chunk_tokens) {
+    constexpr int VEC = CONV_VEC;
     constexpr int WMAX = CONV_WINDOW_MAX;
-    constexpr int BYTES = ConvRing<T, VEC>::BYTES;
-    constexpr int RING = ConvRing<T, VEC>::RING;
-    typedef typename ConvRing<T, VEC>::Raw Raw;
-    const u32 c0 = work.c0;
+    constexpr int SLICE = CONV_THREADS * VEC;  // channels of a block
+    auto& ring = sh.rows;
+    auto& full = sh.full;
+    auto& empty = sh.empty;
+
+    const u32 channel_blocks = (channels + SLICE - 1) / SLICE;
+    const u32 chunks = (seq_len + chunk_tokens - 1) / chunk_tokens;
+    const u32 chunk = blockIdx.x / channel_blocks;
+    if (chunk >= batch * chunks) return;
+    const u32 c_first = (blockIdx.x % channel_blocks) * SLICE;
+    const u32 seq = chunk / chunks;
+    const int t0 = (int)((chunk % chunks) * chunk_tokens);
+    const int t_end = min(t0 + (int)chunk_tokens, (int)seq_len);
+    const int groups = (t_end - t0 + WMAX - 1) / WMAX;
     const u32 tid = threadIdx.x;
 
-    // taps[k][j]: the weight of channel c0 + k for the input j tokens back
-    // (weight[c, W − 1 − j]), zero past the width.
+    if (tid == 0) {
+        for (int s = 0; s < CONV_STAGES; ++s) {
+            mbar_init(smem_addr(&full[s]), 1);
+            mbar_init(smem_addr(&empty[s]), CONV_THREADS / 32);
+        }
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    const u64 seq_off = (u64)seq * seq_len * channels;
+    if (tid >= CONV_THREADS) {
+        // The producer: one lane copies every row of the chunk.
+        if (tid != CONV_THREADS) return;
+        const u32 bytes = min(channels - c_first, (u32)SLICE) * (u32)sizeof(T);
+        const T* src = x + seq_off + (u64)t0 * channels + c_first;
+        for (int g = 0; g < groups; ++g) {
+            const int s = g % CONV_STAGES;
+            if (g >= CONV_STAGES) mbar_wait(smem_addr(&empty[s]), ((g / CONV_STAGES) + 1) & 1);
+            const int n = min(WMAX, t_end - t0 - g * WMAX);
+            const u32 bar = smem_addr(&full[s]);
+            mbar_expect_tx(bar, n * bytes);
+            for (int i = 0; i < n; ++i, src += channels) bulk_copy(smem_addr(&ring[s][i][0]), src, bytes, bar);
+        }
+        return;
+    }
+
+    const u32 c0 = c_first + tid * VEC;
+    const bool active = c0 < channels;
+    const u32 cc = active ? c0 : 0;  // a valid channel for the inactive threads' setup
     float taps[VEC][WMAX], b[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-        const float* wc = weight + (u64)(c0 + k) * width;
+        const float* wc = weight + (u64)(cc + k) * width;
 #pragma unroll
         for (int j = 0; j < WMAX; ++j) taps[k][j] = j < (int)width ? wc[width - 1 - j] : 0.0f;
-        b[k] = bias != nullptr ? bias[c0 + k] : 0.0f;
+        b[k] = bias != nullptr ? bias[cc + k] : 0.0f;
     }
-
-    const u64 seq_off = (u64)work.seq * seq_len * channels + c0;
-    const T* xb = x + seq_off;
-    const u64 state_off = (u64)work.seq * (width - 1) * channels + c0;
+    const T* xb = x + seq_off + cc;
+    const u64 state_off = (u64)seq * (width - 1) * channels + cc;
     const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
-    // The thread's rows are in(first + r) for r < rows: WMAX rows of halo,
-    // then its chunk, so that the chunk's rows come in groups of WMAX that
-    // start at a multiple of WMAX and each group's ring slots lie at
-    // constant offsets. Halo rows more than W − 1 tokens back (the first
-    // always) are zero-filled, not read: their taps are skipped, and a later
-    // chunk then never reads the state.
-    const int first = work.t0 - WMAX;
-    const int rows = work.t_end - first;
-    // One commit group per row, so that before row r is read RING + r
-    // groups are committed and waiting for all but the newest RING − 1 of
-    // them means row r has landed.
-#pragma unroll
-    for (int r = 0; r < RING; ++r) {
-        const int p = first + r;
-        const T* src = p >= work.t0 - (int)(width - 1) && p < work.t_end ? conv_row(xb, sb, p, width, channels)
-                                                                          : nullptr;
-        conv_fetch<BYTES>(&ring[r][tid], src != nullptr ? src : xb, src == nullptr);
-        cp_async_commit();
-    }
-    // Every later row is a token of the chunk (first + RING > t0).
-    const T* next = xb + (u64)(first + RING) * channels;
 
-    // in[r % WMAX] holds row r: the loop steps r by WMAX, so every index
-    // into `in` is a constant and the window slides without moves.
+    // in[r % WMAX] holds in(t0 − WMAX + r): the loop steps r by WMAX, so
+    // every index into `in` is a constant. Rows more than W − 1 tokens back
+    // are zero, not read.
     float in[WMAX][VEC];
-    auto take = [&](int r, Raw* slot, float (&dst)[VEC]) {
-        cp_async_wait<RING - 1>();
-        RawRow<T, VEC> row;
-        row.load(reinterpret_cast<const T*>(slot));
 #pragma unroll
-        for (int k = 0; k < VEC; ++k) dst[k] = row[k];
-        // The slot is free once its values are in registers. Past the end
-        // it is zero-filled, which keeps one group per row without a branch.
-        const bool past = r + RING >= rows;
-        conv_fetch<BYTES>(slot, past ? xb : next, past);
-        cp_async_commit();
-        next += channels;
-    };
-#pragma unroll
-    for (int r = 0; r < WMAX; ++r) take(r, &ring[r][tid], in[r]);
-    T* po = out + seq_off + (u64)work.t0 * channels;
-#pragma unroll 1
-    for (int r0 = WMAX; r0 < rows; r0 += WMAX) {
-        Raw* group = &ring[r0 % RING][tid];
-#pragma unroll
-        for (int i = 0; i < WMAX; ++i) {
-            if (r0 + i >= rows) break;
-            take(r0 + i, group + i * CONV_THREADS, in[i]);
-            float y[VEC];
-#pragma unroll
-            for (int k = 0; k < VEC; ++k) {
-                float acc = b[k];
-                // Oldest input first: the order of the decode kernel, so
-                // prefill and decode round alike. W ≥ 2 (the op rejects
-                // W = 1); taps past W are skipped, not multiplied by zero,
-                // so that an inf or NaN outside the window stays out.
-#pragma unroll
-                for (int j = WMAX - 1; j >= 0; --j) {
-                    if (FULL || j < 2 || j < (int)width) acc = fmaf(taps[k][j], in[(i - j + WMAX) % WMAX][k], acc);
-                }
-                y[k] = silu(acc);
-            }
-            store_vec<T, VEC>(po, y);
-            po += channels;
+    for (int r = 1; r < WMAX; ++r) {
+        const int p = t0 - WMAX + r;
+        RawRow<T, VEC> v;
+        if (p >= t0 - (int)(width - 1)) {
+            v = conv_input<T, VEC>(xb, sb, p, width, channels);
+        } else {
+            v.zero();
         }
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) in[r][k] = v[k];
     }
-    // The zero-fills past the end must land before the block's shared
-    // memory is handed to the next block.
-    cp_async_wait<0>();
-    if (work.t0 == 0 && state_out != nullptr) {
+    T* po = out + seq_off + (u64)t0 * channels + cc;
+    // Row i of stage s: into the window, then out.
+    auto row_out = [&](int s, int i) {
+        RawRow<T, VEC> row;
+        row.load(reinterpret_cast<const T*>(&ring[s][i][tid * VEC * sizeof(T)]));
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) in[i][k] = row[k];
+        float y[VEC];
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) {
+            float acc = b[k];
+            // Oldest input first: the order of the decode kernel, so
+            // prefill and decode round alike. W ≥ 2 (the op rejects W = 1);
+            // taps past W are skipped, not multiplied by zero, so that an
+            // inf or NaN outside the window stays out.
+#pragma unroll
+            for (int j = WMAX - 1; j >= 0; --j) {
+                if (FULL || j < 2 || j < (int)width) acc = fmaf(taps[k][j], in[(i - j + WMAX) % WMAX][k], acc);
+            }
+            y[k] = silu(acc);
+        }
+        if (active) store_vec<T, VEC>(po + (u64)i * channels, y);
+    };
+    const int rows = t_end - t0;
+#pragma unroll 1
+    for (int g = 0; g < groups; ++g) {
+        const int s = g % CONV_STAGES;
+        mbar_wait(smem_addr(&full[s]), (g / CONV_STAGES) & 1);
+        if (g * WMAX + WMAX <= rows) {
+            // A whole group without a test per row, so that the compiler
+            // can interleave the rows' dependency chains.
+#pragma unroll
+            for (int i = 0; i < WMAX; ++i) row_out(s, i);
+        } else {
+#pragma unroll
+            for (int i = 0; i < WMAX; ++i) {
+                if (g * WMAX + i < rows) row_out(s, i);
+            }
+        }
+        po += WMAX * (u64)channels;
+        __syncwarp();
+        if (tid % 32 == 0) mbar_arrive(smem_addr(&empty[s]));
+    }
+    if (active && t0 == 0 && state_out != nullptr) {
         conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
     }
 }
 
-// Holds the ring (one array for both loops) and picks the loop for W.
-template <typename T, int VEC>
-__device__ void ssm_conv_window(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
-                                T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width,
-                                u32 tokens_per_thread) {
-    __shared__ typename ConvRing<T, VEC>::Slots ring;
-    const ConvWork work = conv_work(batch, seq_len, channels, VEC, tokens_per_thread);
-    if (!work.valid) return;
+template <typename T>
+__device__ void ssm_conv_bulk(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
+                              T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width, u32 chunk_tokens) {
+    // One ring for both loops (a static array per instantiation would be two).
+    __shared__ ConvBulkRing<T> sh;
     if (width == CONV_WINDOW_MAX) {
-        ssm_conv_window_impl<T, VEC, true>(ring, work, x, weight, bias, state_in, out, state_out, seq_len, channels,
-                                           width);
+        ssm_conv_bulk_impl<T, true>(sh, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width,
+                                    chunk_tokens);
     } else {
-        ssm_conv_window_impl<T, VEC, false>(ring, work, x, weight, bias, state_in, out, state_out, seq_len, channels,
-                                            width);
+        ssm_conv_bulk_impl<T, false>(sh, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width,
+                                     chunk_tokens);
     }
 }
+#endif
 
-// Any width: one channel per thread, the W taps read per output (from L1 /
-// L2 after the first touch).
+// Any width: a thread takes one channel of one chunk (consecutive threads
+// consecutive channels, so a warp's accesses to a row are contiguous), the
+// W taps read per output (from L1 / L2 after the first touch).
 template <typename T>
 __device__ void ssm_conv_any_width_impl(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
                                         T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width,
-                                        u32 tokens_per_thread) {
-    const ConvWork work = conv_work(batch, seq_len, channels, 1, tokens_per_thread);
-    if (!work.valid) return;
-    const u32 c = work.c0;
+                                        u32 chunk_tokens) {
+    const u32 chunks = (seq_len + chunk_tokens - 1) / chunk_tokens;
+    const u64 idx = global_thread_index();
+    const u64 chunk = idx / channels;
+    if (chunk >= (u64)batch * chunks) return;
+    const u32 c = (u32)(idx % channels);
+    const u32 seq = (u32)(chunk / chunks);
+    const int t0 = (int)((chunk % chunks) * chunk_tokens);
+    const int t_end = min(t0 + (int)chunk_tokens, (int)seq_len);
     const float* wc = weight + (u64)c * width;
     const float b0 = bias != nullptr ? bias[c] : 0.0f;
-    const u64 seq_off = (u64)work.seq * seq_len * channels + c;
+    const u64 seq_off = (u64)seq * seq_len * channels + c;
     const T* xb = x + seq_off;
-    const u64 state_off = (u64)work.seq * (width - 1) * channels + c;
+    const u64 state_off = (u64)seq * (width - 1) * channels + c;
     const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
-    for (int t = work.t0; t < work.t_end; ++t) {
+    for (int t = t0; t < t_end; ++t) {
         float acc = b0;
         for (u32 i = 0; i < width; ++i) {  // oldest input first, as in decode
             const float v = conv_input<T, 1>(xb, sb, t - (int)(width - 1 - i), width, channels)[0];
@@ -361,7 +355,7 @@ __device__ void ssm_conv_any_width_impl(const T* x, const float* weight, const f
         }
         out[seq_off + (u64)t * channels] = from_f32<T>(silu(acc));
     }
-    if (work.t0 == 0 && state_out != nullptr) {
+    if (t0 == 0 && state_out != nullptr) {
         conv_write_state<T, 1>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
     }
 }
@@ -523,21 +517,25 @@ __device__ void rms_norm_gated_wide_impl(const T* o, const T* z, const float* we
 // ---------------------------------------------------------------------------
 
 #define CONV_ARGS(T) const T *x, const float *weight, const float *bias, const T *state_in, T *out, T *state_out, \
-                     u32 batch, u32 seq_len, u32 channels, u32 width, u32 tokens_per_thread
-#define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width, tokens_per_thread
+                     u32 batch, u32 seq_len, u32 channels, u32 width, u32 chunk_tokens
+#define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width, chunk_tokens
 #define NORM_ARGS(T) const T *o, const T *z, const float *weight, T *out, u64 rows, u32 dim, float eps
 #define NORM_PASS o, z, weight, out, rows, dim, eps
 
-// `_vec` kernels: CONV_VEC elements per access for ssm_conv, 16 / sizeof(T)
-// (16 bytes) for the others.
+// `_vec` kernels: 16 / sizeof(T) elements (16 bytes) per access. The bulk
+// ssm_conv kernel exists only in sm_90 builds.
+#if MLXN_CUDA_ARCH >= 900
+#define CONV_BULK_KERNEL(DN, T)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS + 32, CONV_MIN_BLOCKS)                            \
+        ssm_conv_bulk_##DN(CONV_ARGS(T)) {                                                                      \
+        ssm_conv_bulk<T>(CONV_PASS);                                                                            \
+    }
+#else
+#define CONV_BULK_KERNEL(DN, T)
+#endif
+
 #define GDN_LAYER_KERNELS(DN, T)                                                                                \
-    extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS)                                 \
-        ssm_conv_w4_vec_##DN(CONV_ARGS(T)) {                                                                    \
-        ssm_conv_window<T, CONV_VEC>(CONV_PASS);                                                                \
-    }                                                                                                           \
-    extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS) ssm_conv_w4_##DN(CONV_ARGS(T)) { \
-        ssm_conv_window<T, 1>(CONV_PASS);                                                                       \
-    }                                                                                                           \
+    CONV_BULK_KERNEL(DN, T)                                                                                    \
     extern "C" __global__ void ssm_conv_any_width_##DN(CONV_ARGS(T)) {                                          \
         ssm_conv_any_width_impl<T>(CONV_PASS);                                                                  \
     }                                                                                                           \

@@ -53,8 +53,9 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         bias,
         state,
     };
-    // Channels 37 (odd: one element per access), 40 and 64 (vector rows);
-    // widths 2 and 3 (padded window), 4, and 6 (the any-width kernel).
+    // Channels 37 (rows not whole 16-byte pieces: the any-width kernel), 40
+    // and 64 (the bulk kernel on sm_90); widths 2 and 3 (padded window), 4,
+    // and 6 (the any-width kernel).
     let mut cases = vec![
         c(1, 1, 37, 4, false, true),
         c(2, 2, 64, 4, true, true),
@@ -73,8 +74,8 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         cases.push(c(3, 300, 4104, 4, true, true));
         cases.push(c(2, 300, 4097, 4, false, true));
         cases.push(c(2, 1000, 1032, 4, true, true));
-        // More token blocks than resident threads: each thread visits
-        // several, across sequences.
+        // Channel slices of 1024 cut short (4104, 1032); more chunks than
+        // resident blocks, across sequences.
         cases.push(c(4, 2000, 2048, 4, true, true));
         cases.push(c(2, 3000, 4001, 6, true, true));
     }
