@@ -125,19 +125,26 @@ pub(super) fn ssm_conv(
             .clamp(1, p.seq_len);
         p.seq_len.div_ceil(chunks).max(p.kernel_width - 1)
     };
-    let (name, config, tokens) = if bulk {
-        // A block takes a slice of CONV_THREADS · CONV_VEC channels.
-        let slices = p.channels.div_ceil(CONV_THREADS * CONV_VEC);
-        let tokens = chunk_tokens(slices, sms * CONV_MIN_BLOCKS, CONV_WAVES);
-        let blocks = slices * p.batch * p.seq_len.div_ceil(tokens);
-        let config = LaunchConfig::linear(blocks as u32, (CONV_THREADS + 32) as u32);
-        (format!("ssm_conv_bulk_{dt}"), config, tokens)
-    } else {
-        // A thread takes one channel; about one wave of threads.
-        let tokens = chunk_tokens(p.channels, sms * CONV_THREADS * CONV_MIN_BLOCKS, 1);
-        let threads = p.channels * p.batch * p.seq_len.div_ceil(tokens);
-        let config = one_thread_each(threads as u64);
-        (format!("ssm_conv_any_width_{dt}"), config, tokens)
+    // A bulk block takes a slice of CONV_THREADS · CONV_VEC channels of a
+    // chunk, over CONV_WAVES waves of blocks (unless the grid would be too
+    // large: very many short sequences of few channels).
+    let slices = p.channels.div_ceil(CONV_THREADS * CONV_VEC);
+    let bulk_tokens = chunk_tokens(slices, sms * CONV_MIN_BLOCKS, CONV_WAVES);
+    let bulk_blocks = u32::try_from(slices * p.batch * p.seq_len.div_ceil(bulk_tokens))
+        .ok()
+        .filter(|&b| b <= i32::MAX as u32);
+    let (name, config, tokens) = match bulk_blocks {
+        Some(blocks) if bulk => {
+            let config = LaunchConfig::linear(blocks, (CONV_THREADS + 32) as u32);
+            (format!("ssm_conv_bulk_{dt}"), config, bulk_tokens)
+        }
+        _ => {
+            // A thread takes one channel; about one wave of threads.
+            let tokens = chunk_tokens(p.channels, sms * CONV_THREADS * CONV_MIN_BLOCKS, 1);
+            let threads = p.channels * p.batch * p.seq_len.div_ceil(tokens);
+            let config = one_thread_each(threads as u64);
+            (format!("ssm_conv_any_width_{dt}"), config, tokens)
+        }
     };
     let (batch, seq_len, channels, width, tokens) = (
         p.batch as u32,
