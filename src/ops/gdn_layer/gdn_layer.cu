@@ -121,7 +121,7 @@ struct RawRow {
 // (inputs or carried state) themselves. Measured on an H200 (PERF.md):
 // 0.79–0.80× of the copy bandwidth for BF16 against 0.73–0.75× for a
 // per-thread cp.async ring; the same data movement without the arithmetic
-// reaches 0.82–0.84×.
+// reaches about 0.82×.
 //
 // The any-width kernel (other widths, rows not aligned for bulk copies,
 // GPUs before sm_90): one channel per thread, the W taps read per output.
@@ -132,7 +132,7 @@ struct RawRow {
 #define CONV_VEC 4
 #define CONV_THREADS 256
 // Blocks of CONV_THREADS + a producer warp each multiprocessor must hold
-// (caps registers at 113). Three (72 registers) measured no faster.
+// (caps registers at 112). Three (72 registers) measured no faster.
 #define CONV_MIN_BLOCKS 2
 // Stages of CONV_WINDOW_MAX rows in a block's ring: 32 KB for BF16 rows.
 // Six or eight measured slower, two 5 % slower.
@@ -182,7 +182,6 @@ struct ConvBulkRing {
 };
 
 // FULL: W = CONV_WINDOW_MAX, so the loop has no width test per tap.
-
 template <typename T, bool FULL>
 __device__ __forceinline__ void ssm_conv_bulk_impl(ConvBulkRing<T>& sh, const T* x, const float* weight,
                                                    const float* bias, const T* state_in, T* out, T* state_out,
