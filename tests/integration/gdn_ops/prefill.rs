@@ -71,6 +71,8 @@ fn prefill_matches_recurrence(dev: &MlxDevice) {
         (4096, 1, (1, 2), (128, 128), true, true, Decay::Slow),
         (4096, 1, (1, 1), (64, 256), false, true, Decay::Full),
         (1000, 1, (1, 3), (256, 128), true, true, Decay::Slow),
+        (4096, 1, (1, 1), (128, 128), true, true, Decay::Full),
+        (3000, 2, (1, 1), (64, 64), true, true, Decay::Full),
     ];
     let cases: &[_] = if dev.is_cuda() {
         &cuda_cases

@@ -41,8 +41,10 @@ const OP: &str = "gated_delta_net_prefill";
 /// Threads of the prep kernel (4 warps) and the state kernel (8 warps).
 const PREP_THREADS: u32 = 128;
 const STATE_THREADS: u32 = 256;
-/// Value rows of the state per block of the state kernel (`GDN_VT`).
+/// Value rows of the state per block of the F32 state kernel (`GDN_VT`)
+/// and of the BF16 one (`GDN_WG_VT`).
 const V_TILE: usize = 32;
+const WG_V_TILE: usize = 64;
 /// f32 row factors per (chunk, value head) (`GDN_F_FLOATS`).
 const F_FLOATS: usize = 2 * GDN_CHUNK + 4;
 
@@ -70,7 +72,8 @@ struct Dims {
     scale: f32,
     stages: i32,
     q_in_w: i32,
-    reserved: i32,
+    out_stages: i32,
+    seg_chunks: i32,
 }
 
 /// `GdnSeqs` of the kernels: four header words, then the token and chunk
@@ -184,25 +187,28 @@ fn state_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
     }
 }
 
-/// Shared-memory bytes of the BF16 state kernel and its stage count (at
-/// most 2: two stages measured 4–5 % faster than three, PERF.md), as
-/// `GdnWgLayout` in `gdn_prefill_state_wg.cu` lays them out.
-fn state_wg_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32)> {
+/// Shared-memory bytes of the BF16 state kernel and the stages of its two
+/// rings (WG0's W, K, U; WG1's Q, P), as `GdnWgLayout` in
+/// `gdn_prefill_state_wg.cu` lays them out: 2 and 2 where they fit (3 and 2
+/// measured 2–3 % slower, a single stage for WG1 30 %; PERF.md), fewer for
+/// larger K.
+fn state_wg_smem(call: &GdnCall, limit: usize) -> Result<(usize, i32, i32)> {
     const BOX: usize = 64 * 128;
-    let blocks = call.shape.key_dim / 64;
-    let lands = 3 * blocks * BOX + BOX + GDN_CHUNK * V_TILE * 2 + F_FLOATS * 4;
-    let stage = lands.next_multiple_of(1024);
-    // Alignment slack, two H buffers, V_newᵀ and (f_k ∘ V_new)ᵀ, 2 × 3 mbarriers.
-    let fixed = 1024 + 2 * blocks * V_TILE * 128 + 2 * V_TILE * 128 + 48;
-    let stages = (limit.saturating_sub(fixed) / stage).min(2);
-    if stages == 0 {
-        return Err(no_room(call, limit));
-    }
-    Ok((fixed + stages * stage, stages as i32))
+    let tile = call.shape.key_dim / 64 * BOX;
+    let factors = F_FLOATS * 4;
+    let a_stage = (2 * tile + BOX + factors).next_multiple_of(1024);
+    let b_stage = (tile + BOX + factors).next_multiple_of(1024);
+    // Alignment slack; two buffers each of H and V_newᵀ; 2 × 2 × 3 mbarriers.
+    let fixed = 1024 + 2 * (tile + BOX) + 96;
+    [(2i32, 2i32), (2, 1), (1, 1)]
+        .into_iter()
+        .map(|(a, b)| (fixed + a as usize * a_stage + b as usize * b_stage, a, b))
+        .find(|&(bytes, _, _)| bytes <= limit)
+        .ok_or_else(|| no_room(call, limit))
 }
 
-/// The TMA descriptors of the BF16 state kernel: q, k, W, P (64 × 64
-/// boxes, 128-byte swizzle) and U (64 × 32 boxes, dense).
+/// The TMA descriptors of the BF16 state kernel: q, k, W, P and U, all in
+/// 64 × 64 boxes with the 128-byte swizzle.
 fn state_maps(
     call: &GdnCall,
     io: &PrefillIo<'_>,
@@ -217,21 +223,21 @@ fn state_maps(
     };
     // A call without tokens reads nothing; the descriptors still need rows.
     let tokens = s.num_tokens().max(1);
-    let rows_of = |heads: usize, dim: usize, b: &MlxBuffer, box_cols: u32, swizzle: bool| {
+    let rows_of = |heads: usize, dim: usize, b: &MlxBuffer| {
         bf16_tensor_map(
             address(b)?,
             tokens,
             heads * dim,
             heads * dim * 2,
-            (64, box_cols),
-            swizzle,
+            (64, 64),
+            true,
         )
     };
     let p_rows = (call.num_chunks() * s.num_value_heads * GDN_CHUNK).max(1);
     Ok([
-        rows_of(s.num_key_heads, s.key_dim, io.q, 64, true)?,
-        rows_of(s.num_key_heads, s.key_dim, io.k, 64, true)?,
-        rows_of(s.num_value_heads, s.key_dim, w, 64, true)?,
+        rows_of(s.num_key_heads, s.key_dim, io.q)?,
+        rows_of(s.num_key_heads, s.key_dim, io.k)?,
+        rows_of(s.num_value_heads, s.key_dim, w)?,
         bf16_tensor_map(
             address(p)?,
             p_rows,
@@ -240,8 +246,34 @@ fn state_maps(
             (64, 64),
             true,
         )?,
-        rows_of(s.num_value_heads, s.value_dim, u, V_TILE as u32, false)?,
+        rows_of(s.num_value_heads, s.value_dim, u)?,
     ])
+}
+
+/// Fewest chunks per segment of the state kernels: a segment's chain also
+/// runs the chunks before it that its state still depends on.
+const MIN_SEGMENT_CHUNKS: usize = 4;
+
+/// Chunks per segment of the state kernels and the segments of the longest
+/// sequence (grid z), `(0, 1)` for whole sequences. Sequences are cut so
+/// that the blocks fill the SMs once (one block fits per SM), and only with
+/// L2-normalised keys: without them the prep kernel gives no chunk a finite
+/// contraction bound, and every segment's chain would start at its
+/// sequence's start (`gdn_chain_start` in `gdn_prefill.cuh`).
+fn segments(call: &GdnCall, l2_norm: bool, tiles: usize, sms: usize) -> (usize, usize) {
+    let longest = (call.sequences.iter())
+        .map(|r| r.len().div_ceil(GDN_CHUNK))
+        .max()
+        .unwrap_or(0);
+    let per_sequence = sms / (tiles * call.sequences.len()).max(1);
+    if !l2_norm || per_sequence < 2 {
+        return (0, 1);
+    }
+    let seg = longest.div_ceil(per_sequence).max(MIN_SEGMENT_CHUNKS);
+    if seg >= longest {
+        return (0, 1);
+    }
+    (seg, longest.div_ceil(seg))
 }
 
 pub(super) fn prefill(
@@ -282,11 +314,12 @@ pub(super) fn prefill(
     let limit = enc.device().cuda_properties().map_or(48 * 1024, |props| {
         props.max_shared_memory_per_block_optin as usize
     });
-    let (state_bytes, stages, q_in_w) = if bf16 {
-        let (bytes, stages) = state_wg_smem(call, limit)?;
-        (bytes, stages, 0)
+    let (state_bytes, stages, q_in_w, out_stages) = if bf16 {
+        let (bytes, stages, out_stages) = state_wg_smem(call, limit)?;
+        (bytes, stages, 0, out_stages)
     } else {
-        state_smem(call, limit)?
+        let (bytes, stages, q_in_w) = state_smem(call, limit)?;
+        (bytes, stages, q_in_w, 0)
     };
     let dims = Dims {
         num_key_heads: s.num_key_heads as i32,
@@ -296,7 +329,8 @@ pub(super) fn prefill(
         scale: call.scale,
         stages,
         q_in_w,
-        reserved: 0,
+        out_stages,
+        seg_chunks: 0,
     };
     let table = seq_table(call, params.cu_seqlens.is_some());
     let table_bytes: &[u8] = bytemuck::cast_slice(&table);
@@ -344,12 +378,19 @@ pub(super) fn prefill(
             ],
         )?;
     }
+    let v_tile = if bf16 { WG_V_TILE } else { V_TILE };
+    let tiles = s.num_value_heads * s.value_dim / v_tile;
+    let sms = enc
+        .device()
+        .cuda_properties()
+        .map_or(1, |p| p.sm_count as usize);
+    let (seg_chunks, segments) = segments(call, params.l2_normalize_qk, tiles, sms);
+    let dims = Dims {
+        seg_chunks: seg_chunks as i32,
+        ..dims
+    };
     let config = LaunchConfig {
-        grid: (
-            (s.num_value_heads * s.value_dim / V_TILE) as u32,
-            call.sequences.len() as u32,
-            1,
-        ),
+        grid: (tiles as u32, call.sequences.len() as u32, segments as u32),
         block: (STATE_THREADS, 1, 1),
         shared_mem_bytes: state_bytes as u32,
     };

@@ -5,11 +5,14 @@
 //         β-weighted K·Kᵀ with decay ratios, T = (I + A)⁻¹, W = T·diag(βe^G r_k)·K,
 //         U = T·diag(β)·V, the causal chunk attention P = scale·(QKᵀ ∘ e^{G_i−G_j})
 //         and the per-token row factors of the state kernel;
-//   state (sequence, value head, 32-row V tile; 8 warps), sequential over the chunks:
+//   state (sequence, value head, V tile, segment; 8 warps), sequential over the chunks:
 //         V_new = U − W·Hᵀ, O = f_q ∘ (Q·Hᵀ) + P·V_new, H ← e^{G_L} H + (f_k ∘ V_new)ᵀ·K,
-//         the state H staying in registers from the first chunk to the last;
-//         gdn_prefill_state_wg.cu for BF16 calls (TMA, wgmma; sm_90),
-//         gdn_prefill_state.cu for F32 calls.
+//         the state H staying in registers from the block's first chunk to its last;
+//         gdn_prefill_state_wg.cu for BF16 calls (64-row V tiles; TMA, wgmma; sm_90),
+//         gdn_prefill_state.cu for F32 calls (32-row V tiles). A long sequence
+//         may be cut into segments, each block's chain starting where the
+//         state's dependence on the segment's past has decayed (see
+//         gdn_chain_start).
 // q/k L2 normalisation is folded in as row factors r_q, r_k (no normalised copy).
 // Matrix products run on tensor cores: bf16 (mma.sync m16n8k16, wgmma) for
 // BF16 calls, tf32 (mma.sync m16n8k8) for F32 calls, always with f32
@@ -23,8 +26,13 @@
 #define GDN_MAX_SEQS 256
 #define GDN_VT 32
 // Row factors of one (chunk, value head), written by prep and read by the
-// state kernels as one block: f_q[64], f_k[64], e^{G_L}, 3 zeros (rows of a
-// partial chunk past its end hold zeros). Mirrored in prefill/cuda.rs.
+// state kernels as one block: f_q[64], f_k[64], e^{G_L}, the chunk's
+// contraction flag, 2 zeros (rows of a partial chunk past its end hold
+// zeros). Mirrored in prefill/cuda.rs. The flag is 1 where keys are
+// L2-normalised and every β lies in [0, 2], so that each token's step
+// S ← γ S (I − β k kᵀ) is a contraction scaled by γ and e^{G_L} caps the
+// norm of the chunk's map from its initial state to its final one; 0
+// otherwise (no cap).
 #define GDN_F_FLOATS (2 * GDN_C + 4)
 
 // Sequences of a call; mirrored by `SeqTable` in prefill/cuda.rs.
@@ -44,9 +52,10 @@ struct GdnDims {
     i32 value_dim;
     i32 l2_norm;
     float scale;
-    i32 stages;     // state kernel: shared-memory stages (1 to 3)
-    i32 q_in_w;     // state kernel: Q is loaded into W's buffer (largest shapes)
-    i32 reserved;
+    i32 stages;      // state kernels: shared-memory stages (1 to 3; BF16: of WG0's ring)
+    i32 q_in_w;      // F32 state kernel: Q is loaded into W's buffer (largest shapes)
+    i32 out_stages;  // BF16 state kernel: stages of WG1's ring (1 to 3)
+    i32 seg_chunks;  // state kernels: chunks per segment (grid z), 0: whole sequences
 };
 
 __device__ __forceinline__ void gdn_seq_range(const GdnSeqs& s, int seq, int& tok0, int& tok1, int& c0, int& c1) {
@@ -64,19 +73,70 @@ __device__ __forceinline__ void gdn_seq_range(const GdnSeqs& s, int seq, int& to
     }
 }
 
-// What a state-kernel block (grid x: value head × 32-row V tile, y:
-// sequence) works on: its heads, first value row, and tokens and chunks.
+// Segments: a block may own only chunks [c_out, c_end) of its sequence
+// (grid z, `seg_chunks` each), so that a long sequence keeps more SMs busy
+// than it has heads. Such a block starts its chain at the latest chunk c at
+// which the state at c_out depends on the state at c by less than GDN_CUT
+// (relative): the product of the chunks' e^{G_L} over [c, c_out) bounds
+// that dependence where every chunk there contracts (GDN_F_FLOATS above). It runs the chunks
+// [c, c_out) from a zero state without writing their outputs (those are
+// the previous segment's), and from the sequence's own start (and initial
+// state) where the bound never falls that low.
+#define GDN_CUT 2.3283064e-10f  // 2^-32
+
+// The first chunk a segment's chain must run to produce chunk c_out's state
+// (every thread of a warp, the same answer in every warp).
+__device__ __forceinline__ int gdn_chain_start(const float* __restrict__ f, int c0, int c_out, int h, int Hv) {
+    const int lane = threadIdx.x & 31;
+    float carry = 1.f;
+    for (int top = c_out; top > c0; top -= 32) {
+        const int c = top - 1 - lane;  // lane l: the product over [c, c_out)
+        float x = 1.f;
+        if (c >= c0) {
+            const float* fc = f + ((u64)c * Hv + h) * GDN_F_FLOATS + 2 * GDN_C;
+            x = fc[1] != 0.f ? fc[0] : __int_as_float(0x7f800000);  // +inf: no cap
+        }
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float y = __shfl_up_sync(~0u, x, o);
+            if (lane >= o) x *= y;
+        }
+        x *= carry;
+        const unsigned below = __ballot_sync(~0u, c >= c0 && x < GDN_CUT);
+        if (below) return top - __ffs(below);
+        carry = __shfl_sync(~0u, x, 31);
+    }
+    return c0;
+}
+
+// What a state-kernel block (grid x: value head × `vt`-row V tile, y:
+// sequence, z: segment) works on: its heads, first value row, the tokens
+// and chunks [c0, c1) of its sequence, and of those the chunks its chain
+// runs, [c_first, c_end), and whose outputs it writes, [c_out, c_end).
+// `idle`: a segment past its sequence's end (segment 0 always runs, so
+// that an empty sequence still gets its final state).
 struct GdnStateBlock {
-    int h, kh, v0, seq, tok0, tok1, c0, c1;
+    int h, kh, v0, seq, tok0, tok1, c0, c1, c_first, c_out, c_end;
+    bool idle;
 };
-__device__ __forceinline__ GdnStateBlock gdn_state_block(const GdnSeqs& seqs, const GdnDims& d) {
-    const int tiles = d.value_dim / GDN_VT;
+__device__ __forceinline__ GdnStateBlock gdn_state_block(const GdnSeqs& seqs, const GdnDims& d, int vt,
+                                                         const float* __restrict__ f) {
+    const int tiles = d.value_dim / vt;
     GdnStateBlock b;
     b.h = blockIdx.x / tiles;
     b.kh = b.h / (d.num_value_heads / d.num_key_heads);
-    b.v0 = (blockIdx.x % tiles) * GDN_VT;
+    b.v0 = (blockIdx.x % tiles) * vt;
     b.seq = blockIdx.y;
     gdn_seq_range(seqs, b.seq, b.tok0, b.tok1, b.c0, b.c1);
+    b.c_out = b.c0;
+    b.c_end = b.c1;
+    b.idle = false;
+    if (d.seg_chunks > 0) {
+        b.c_out = b.c0 + (int)blockIdx.z * d.seg_chunks;
+        b.idle = blockIdx.z > 0 && b.c_out >= b.c1;
+        b.c_end = min(b.c1, b.c_out + d.seg_chunks);
+    }
+    b.c_first = b.idle ? b.c_out : gdn_chain_start(f, b.c0, b.c_out, b.h, d.num_value_heads);
     return b;
 }
 

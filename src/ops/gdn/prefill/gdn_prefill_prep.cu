@@ -134,8 +134,17 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         gs[i0] = (run - a1) * LOG2E;
         gs[i0 + 1] = run * LOG2E;
     } else if (warp == 1) {
+        bool contracts = d.l2_norm != 0;
 #pragma unroll
-        for (int i = lane; i < GDN_C; i += 32) bs[i] = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
+        for (int i = lane; i < GDN_C; i += 32) {
+            const float b = i < len ? beta[(u64)(start + i) * Hv + h] : 0.f;
+            bs[i] = b;
+            contracts &= b >= 0.f && b <= 2.f;
+        }
+        // The chunk's contraction flag (GDN_F_FLOATS), stored at once so
+        // that nothing stays live for it.
+        contracts = __all_sync(0xffffffffu, contracts);
+        if (lane == 0) f_out[((u64)c * Hv + h) * GDN_F_FLOATS + 2 * GDN_C + 1] = contracts ? 1.f : 0.f;
     }
     cp_async_wait<0>();
     __syncthreads();
@@ -332,7 +341,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         const bool in = tid < len;
         f[tid] = in ? d.scale * rq[tid] * pow2(gs[tid]) : 0.f;
         f[GDN_C + tid] = in ? rk[tid] * pow2(g_last - gs[tid]) : 0.f;
-        if (tid < GDN_F_FLOATS - 2 * GDN_C) f[2 * GDN_C + tid] = tid == 0 ? pow2(g_last) : 0.f;
+        if (tid < GDN_F_FLOATS - 2 * GDN_C && tid != 1) f[2 * GDN_C + tid] = tid == 0 ? pow2(g_last) : 0.f;
     }
 }
 

@@ -30,9 +30,11 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     constexpr int KS = L::KS, PS = L::PS, US = L::US;
     constexpr int NTH = K / 32;  // state column tiles per warp (each warp holds 16 rows × K/4)
     const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
-    const GdnStateBlock blk = gdn_state_block(seqs, d);
+    const GdnStateBlock blk = gdn_state_block(seqs, d, GDN_VT, f_in);
+    if (blk.idle) return;
     const int h = blk.h, kh = blk.kh, v0 = blk.v0, seq = blk.seq;
-    const int tok0 = blk.tok0, tok1 = blk.tok1, c0 = blk.c0, c1 = blk.c1;
+    const int tok0 = blk.tok0, tok1 = blk.tok1, c0 = blk.c0;
+    const int c_first = blk.c_first, c_out = blk.c_out, c_end = blk.c_end;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int gq = lane >> 2, tq = lane & 3;
     // State update: warp = (16-row half mw, K/4 column quarter nq); token
@@ -50,7 +52,8 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 
     const u64 state_base = ((u64)seq * Hv + h) * V * K;
     float acc_h[NTH][4];
-    gdn_state_load<NTH>(acc_h, initial_state ? initial_state + state_base : nullptr, K, v0 + mw * 16, nq * (K / 4));
+    gdn_state_load<NTH>(acc_h, initial_state && c_first == c0 ? initial_state + state_base : nullptr, K, v0 + mw * 16,
+                        nq * (K / 4));
 
     auto stage_ptrs = [&](int s, T*& ws, T*& kt, T*& qt, T*& pt, T*& ut, float*& fl) {
         T* base = stages + s * stage_elems;
@@ -87,18 +90,19 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
     const int S = d.stages;
     const bool halves = S == 3 && !q_in_w;
     for (int p = 0; p < (S > 1 ? S - 1 : 1); ++p) {
-        if (c0 + p < c1) load_chunk(c0 + p, p, 3);
+        if (c_first + p < c_end) load_chunk(c_first + p, p, 3);
         cp_async_commit();
     }
-    for (int c = c0; c < c1; ++c) {
-        const int s = (c - c0) % S;
+    for (int c = c_first; c < c_end; ++c) {
+        const int s = (c - c_first) % S;
+        const bool writes = c >= c_out;
         if (halves) {
             // Chunk c + 2's group is committed after its second half, so
             // chunk c's is the older of the two pending.
-            if (c + 2 < c1) load_chunk(c + 2, (c - c0 + 2) % 3, 1);
+            if (c + 2 < c_end) load_chunk(c + 2, (c - c_first + 2) % 3, 1);
             cp_async_wait<1>();
         } else if (S > 1) {
-            if (c + S - 1 < c1) load_chunk(c + S - 1, (c - c0 + S - 1) % S, 3);
+            if (c + S - 1 < c_end) load_chunk(c + S - 1, (c - c_first + S - 1) % S, 3);
             cp_async_commit();
             if (S == 3) cp_async_wait<2>();
             else cp_async_wait<1>();
@@ -119,7 +123,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
                 const int r = mw * 16 + gq + 8 * hr;
                 const int col = nq * (K / 4) + n * 8 + 2 * tq;
                 gdn_store2(hs + r * KS + col, acc_h[n][2 * hr], acc_h[n][2 * hr + 1]);
-                if (chunk_states)
+                if (chunk_states && writes)
                     gdn_store2(chunk_states + ((u64)c * Hv + h) * V * K + (u64)(v0 + r) * K + col, acc_h[n][2 * hr], acc_h[n][2 * hr + 1]);
             }
         __syncthreads();
@@ -151,7 +155,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
         }
         __syncthreads();
         if (halves) {
-            if (c + 2 < c1) load_chunk(c + 2, (c - c0 + 2) % 3, 2);
+            if (c + 2 < c_end) load_chunk(c + 2, (c - c_first + 2) % 3, 2);
             cp_async_commit();
         }
         if (q_in_w) {
@@ -175,7 +179,7 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
 #pragma unroll
                 for (int hr = 0; hr < 2; ++hr) {
                     const int i = rb * 16 + gq + 8 * hr;
-                    if (i < len) gdn_store2(o + ((u64)(start + i) * Hv + h) * V + v0 + ch * 16 + n * 8 + 2 * tq, acc[n][2 * hr], acc[n][2 * hr + 1]);
+                    if (writes && i < len) gdn_store2(o + ((u64)(start + i) * Hv + h) * V + v0 + ch * 16 + n * 8 + 2 * tq, acc[n][2 * hr], acc[n][2 * hr + 1]);
                 }
         }
 
@@ -189,14 +193,14 @@ __device__ void gdn_state(const T* __restrict__ q, const T* __restrict__ k,
             gdn_mma_smem<T, NTH, true, true>(acc_h, vd + mw * 16, US, kt + nq * (K / 4), KS, GDN_C);
         }
         __syncthreads();
-        if (S == 1 && c + 1 < c1) {
+        if (S == 1 && c + 1 < c_end) {
             load_chunk(c + 1, 0, 3);
             cp_async_commit();
         }
     }
     cp_async_wait<0>();
 
-    if (final_state) gdn_state_store<NTH>(final_state + state_base, acc_h, K, v0 + mw * 16, nq * (K / 4));
+    if (final_state && c_end == blk.c1) gdn_state_store<NTH>(final_state + state_base, acc_h, K, v0 + mw * 16, nq * (K / 4));
 }
 
 #define GDN_STATE(KD)                                                                                            \

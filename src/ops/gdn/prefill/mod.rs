@@ -5,7 +5,14 @@
 //! one (decay cumsum, β-weighted K·Kᵀ, (I + A)⁻¹, W/U, the causal chunk
 //! attention) and one sequential over chunks that carries the state in
 //! registers and writes the output. Their intermediates live in the scratch
-//! buffer. The CPU path is the f32 chunked reference.
+//! buffer. When a call has too few (sequence, head) pairs to fill the GPU
+//! and its keys are L2-normalised, the second kernel cuts long sequences
+//! into segments run side by side; each segment's chain starts where the
+//! state's dependence on everything before it has decayed below 2⁻³²
+//! (relative), which holds as a bound because every step is then a
+//! contraction scaled by its decay (β in [0, 2]; chunks with other β are
+//! never cut across), or at the sequence's start where it has not. The CPU
+//! path is the f32 chunked reference.
 
 mod cpu;
 pub(crate) mod cuda;
@@ -28,8 +35,10 @@ const OP: &str = "gated_delta_net_prefill";
 /// state is zero; `final_state` may be the very same view as
 /// `initial_state`. K, V ∈ {64, 128, 256}; H_v a multiple of H_k; any T.
 /// Sums are accumulated in f32; on CUDA the matrix products round their
-/// operands to bf16 (BF16 calls) or tf32 (F32 calls). BF16 calls on CUDA
-/// need compute capability 9.0 (Hopper) or newer.
+/// operands to bf16 (BF16 calls) or tf32 (F32 calls); with L2-normalised
+/// keys a long sequence may also drop, on CUDA, dependences below 2⁻³² of
+/// the state (module docs). BF16 calls on CUDA need compute capability 9.0
+/// (Hopper) or newer.
 #[allow(clippy::too_many_arguments)]
 pub fn gated_delta_net_prefill(
     enc: &mut CommandEncoder,
