@@ -256,10 +256,10 @@ const MIN_SEGMENT_CHUNKS: usize = 4;
 
 /// Chunks per segment of the state kernels and the segments of the longest
 /// sequence (grid z), `(0, 1)` for whole sequences. Sequences are cut so
-/// that the blocks fill the SMs once (one block fits per SM), and only with
-/// L2-normalised keys: without them the prep kernel gives no chunk a finite
-/// contraction bound, and every segment's chain would start at its
-/// sequence's start (`gdn_chain_start` in `gdn_prefill.cuh`).
+/// that the blocks fill the SMs once, and only with L2-normalised keys:
+/// without them the prep kernel flags no chunk as a contraction, and every
+/// segment's chain would start at its sequence's start (`gdn_chain_start`
+/// in `gdn_prefill.cuh`).
 fn segments(call: &GdnCall, l2_norm: bool, tiles: usize, sms: usize) -> (usize, usize) {
     let longest = (call.sequences.iter())
         .map(|r| r.len().div_ceil(GDN_CHUNK))
