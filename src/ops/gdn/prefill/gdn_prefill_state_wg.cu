@@ -1,8 +1,10 @@
 // Gated DeltaNet prefill, state kernel for BF16 calls on sm_90 (the
 // algorithm is in gdn_prefill.cuh; F32 calls use gdn_prefill_state.cu).
 //
-// One block of two warpgroups per (value head × 64-row V tile, sequence),
-// sequential over the chunks. The recurrence runs transposed, so that the
+// One block of two warpgroups per (value head × 64-row V tile, sequence,
+// segment), sequential over its chunks; the chunks a segment's chain runs
+// before its own (gdn_chain_start) go through every step but write no
+// output or snapshot. The recurrence runs transposed, so that the
 // state H (64 × K, f32) and V_new never leave warpgroup 0's registers on the
 // way from one chunk to the next:
 //   (b) WG0: V_newᵀ = Uᵀ − H·Wᵀ on wgmma, H the register A operand;
