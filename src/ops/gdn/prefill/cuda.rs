@@ -321,6 +321,13 @@ pub(super) fn prefill(
         let (bytes, stages, q_in_w) = state_smem(call, limit)?;
         (bytes, stages, q_in_w, 0)
     };
+    let v_tile = if bf16 { WG_V_TILE } else { V_TILE };
+    let tiles = s.num_value_heads * s.value_dim / v_tile;
+    let sms = enc
+        .device()
+        .cuda_properties()
+        .map_or(1, |p| p.sm_count as usize);
+    let (seg_chunks, segments) = segments(call, params.l2_normalize_qk, tiles, sms);
     let dims = Dims {
         num_key_heads: s.num_key_heads as i32,
         num_value_heads: s.num_value_heads as i32,
@@ -330,7 +337,7 @@ pub(super) fn prefill(
         stages,
         q_in_w,
         out_stages,
-        seg_chunks: 0,
+        seg_chunks: seg_chunks as i32,
     };
     let table = seq_table(call, params.cu_seqlens.is_some());
     let table_bytes: &[u8] = bytemuck::cast_slice(&table);
@@ -378,17 +385,6 @@ pub(super) fn prefill(
             ],
         )?;
     }
-    let v_tile = if bf16 { WG_V_TILE } else { V_TILE };
-    let tiles = s.num_value_heads * s.value_dim / v_tile;
-    let sms = enc
-        .device()
-        .cuda_properties()
-        .map_or(1, |p| p.sm_count as usize);
-    let (seg_chunks, segments) = segments(call, params.l2_normalize_qk, tiles, sms);
-    let dims = Dims {
-        seg_chunks: seg_chunks as i32,
-        ..dims
-    };
     let config = LaunchConfig {
         grid: (tiles as u32, call.sequences.len() as u32, segments as u32),
         block: (STATE_THREADS, 1, 1),
