@@ -255,20 +255,24 @@ __device__ __forceinline__ void gdn_zero(float (*acc)[4]) {
 
 // ROWS × COLS elements of T from global rows `row_stride` apart into shared
 // rows `sstride` apart, 16 bytes per copy; rows ≥ valid_rows are zero-filled.
-// All NTH threads of the block call.
+// All NTH threads of the block call. Each thread keeps one column and steps
+// its two addresses by a fixed number of rows: indices and 64-bit products
+// computed per copy cost about 20 instructions each.
 template <typename T, int ROWS, int COLS, int NTH>
 __device__ __forceinline__ void gdn_load_tile(T* dst, int sstride, const T* src, u64 row_stride, int valid_rows) {
-    constexpr int VEC = 16 / (int)sizeof(T);
-    constexpr int PER_ROW = COLS / VEC;
-    constexpr int TOTAL = ROWS * PER_ROW;
+    constexpr u32 VEC = 16 / sizeof(T);
+    constexpr u32 PER_ROW = COLS / VEC;
+    constexpr u32 STEP = NTH / PER_ROW;  // rows per pass of the block
+    static_assert(NTH % PER_ROW == 0 && ROWS % STEP == 0, "whole rows per pass, whole passes per tile");
+    const u32 r0 = threadIdx.x / PER_ROW, c = threadIdx.x % PER_ROW * VEC;
+    const T* from = src + r0 * row_stride + c;
+    u32 to = smem_addr(dst + r0 * sstride + c);
 #pragma unroll
-    for (int i0 = 0; i0 < TOTAL; i0 += NTH) {
-        const int i = i0 + (int)threadIdx.x;
-        if (TOTAL % NTH == 0 || i < TOTAL) {
-            const int r = i / PER_ROW, c = (i % PER_ROW) * VEC;
-            const bool valid = r < valid_rows;
-            cp_async<16>(smem_addr(dst + r * sstride + c), valid ? src + r * row_stride + c : src, valid ? 16 : 0);
-        }
+    for (u32 r = r0; r < ROWS; r += STEP) {
+        const bool valid = (int)r < valid_rows;
+        cp_async<16>(to, valid ? from : src, valid ? 16 : 0);
+        from += STEP * row_stride;
+        to += STEP * sstride * (u32)sizeof(T);
     }
 }
 
@@ -290,8 +294,6 @@ __device__ __forceinline__ void gdn_ldsm_t(u32 r[4], u32 addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr) : "memory");
 }
-__device__ __forceinline__ void gdn_ldsm(u32 r[4], const void* p) { gdn_ldsm(r, smem_addr(p)); }
-__device__ __forceinline__ void gdn_ldsm_t(u32 r[4], const void* p) { gdn_ldsm_t(r, smem_addr(p)); }
 
 // acc[n] += A(16 × kdim) · B(kdim × 8·NT), both in shared memory. A is
 // A(m, k) = a[m·lda + k], or a[k·lda + m] when A_COL; B is B(k, n) =
@@ -303,18 +305,20 @@ __device__ __forceinline__ void gdn_mma_smem(float (*acc)[4], const T* a, int ld
     if constexpr (sizeof(T) == 2) {
         const int lane = threadIdx.x & 31;
         const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
-        const T* pa = A_COL ? a + (r8 + 8 * m2) * lda + 8 * m1 : a + (r8 + 8 * m1) * lda + 8 * m2;
-        const T* pb = B_KN ? b + (r8 + 8 * m1) * ldb + 8 * m2 : b + (r8 + 8 * m2) * ldb + 8 * m1;
+        // 32-bit shared addresses: the offsets below then fold into the
+        // instructions, where generic pointers cost a 64-bit add each.
+        const u32 pa = smem_addr(A_COL ? a + (r8 + 8 * m2) * lda + 8 * m1 : a + (r8 + 8 * m1) * lda + 8 * m2);
+        const u32 pb = smem_addr(B_KN ? b + (r8 + 8 * m1) * ldb + 8 * m2 : b + (r8 + 8 * m2) * ldb + 8 * m1);
 #pragma unroll
         for (int k0 = 0; k0 < kdim; k0 += 16) {
             u32 af[4];
-            if (A_COL) gdn_ldsm_t(af, pa + k0 * lda);
-            else gdn_ldsm(af, pa + k0);
+            if (A_COL) gdn_ldsm_t(af, pa + 2 * k0 * lda);
+            else gdn_ldsm(af, pa + 2 * k0);
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
                 u32 bf[4];
-                if (B_KN) gdn_ldsm_t(bf, pb + k0 * ldb + n * 8);
-                else gdn_ldsm(bf, pb + n * 8 * ldb + k0);
+                if (B_KN) gdn_ldsm_t(bf, pb + 2 * (k0 * ldb + n * 8));
+                else gdn_ldsm(bf, pb + 2 * (n * 8 * ldb + k0));
                 GdnMma<bf16_t>::mma(acc[n], af, bf);
                 GdnMma<bf16_t>::mma(acc[n + 1], af, bf + 2);
             }

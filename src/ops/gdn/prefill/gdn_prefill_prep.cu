@@ -7,15 +7,17 @@
 // sectors of 8 rows.
 template <typename T>
 __device__ __forceinline__ void gdn_copy_out16x64(T* out, u64 os, int valid, const T* stage, int ss) {
-    constexpr int VEC = 16 / (int)sizeof(T);
-    constexpr int PER_ROW = 64 / VEC;
-    const int lane = threadIdx.x & 31;
+    constexpr u32 VEC = 16 / sizeof(T);
+    constexpr u32 PER_ROW = 64 / VEC;
+    constexpr u32 STEP = 32 / PER_ROW;  // rows per pass of the warp
+    const u32 lane = threadIdx.x & 31;
+    const u32 r0 = lane / PER_ROW, col = lane % PER_ROW * VEC;
+    T* to = out + r0 * os + col;
+    const T* from = stage + r0 * ss + col;
     __syncwarp();
 #pragma unroll
-    for (int x = lane; x < 16 * PER_ROW; x += 32) {
-        const int r = x / PER_ROW, col = (x % PER_ROW) * VEC;
-        if (r < valid) *reinterpret_cast<uint4*>(out + r * os + col) = *reinterpret_cast<const uint4*>(stage + r * ss + col);
-    }
+    for (u32 r = r0; r < 16; r += STEP, to += STEP * os, from += STEP * ss)
+        if ((int)r < valid) *reinterpret_cast<uint4*>(to) = *reinterpret_cast<const uint4*>(from);
     __syncwarp();
 }
 template <typename T>
@@ -96,7 +98,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 
     extern __shared__ __align__(16) unsigned char gdn_smem[];
     T* ks = reinterpret_cast<T*>(gdn_smem);            // [64][KS] k rows
-    T* xs = ks + GDN_C * KS;                            // [64][XS] q rows, then v rows
+    T* xs = ks + GDN_C * KS;                            // [64][KS] q rows, then [64][XS] v rows
     float* ms = reinterpret_cast<float*>(xs + GDN_C * XS);  // [64][FS] A(i, j) at i·FS + j, T(i, j) at j·FS + i
     T* tw = reinterpret_cast<T*>(ms);                   // [64][TS] T·diag(βe^G r_k), over A and T
     T* tu = tw + GDN_C * TS;                            // [64][TS] T·diag(β)
@@ -116,7 +118,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
 
     const u64 qk_row = (u64)Hk * K;
     gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(ks, KS, k + ((u64)start * Hk + kh) * K, qk_row, len);
-    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, XS, q + ((u64)start * Hk + kh) * K, qk_row, len);
+    gdn_load_tile<T, GDN_C, K, GDN_PREP_THREADS>(xs, KS, q + ((u64)start * Hk + kh) * K, qk_row, len);
     cp_async_commit();
     if (warp == 0) {
         // G = inclusive prefix sum of g (two tokens per lane), kept as
@@ -166,7 +168,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         const int r = tid >> 1, half = tid & 1;
         constexpr int VEC = 16 / (int)sizeof(T);
         const uint4* kr = reinterpret_cast<const uint4*>(ks + r * KS + half * (K / 2));
-        const uint4* qr = reinterpret_cast<const uint4*>(xs + r * XS + half * (K / 2));
+        const uint4* qr = reinterpret_cast<const uint4*>(xs + r * KS + half * (K / 2));
         float sk = 0.f, sq = 0.f;
 #pragma unroll
         for (int e = 0; e < K / 2 / VEC; ++e) {
@@ -192,7 +194,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         gdn_zero<8>(s_acc);
         gdn_zero<8>(q_acc);
         gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
-        gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * XS, XS, ks, KS, K);
+        gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * KS, KS, ks, KS, K);
         if constexpr (DIAG_NORMS) {
             // Σk² and Σq² of row 16·warp + gq + 8hr: element (gq + 8hr,
             // gq + 8hr) of this warp's 16 × 16 blocks of K·Kᵀ and Q·Qᵀ, in
@@ -202,7 +204,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
             gdn_zero<2>(qq);
             if (d.l2_norm) {
                 gdn_mma_smem<T, 2, false, false>(kk, ks + warp * 16 * KS, KS, ks + warp * 16 * KS, KS, K);
-                gdn_mma_smem<T, 2, false, false>(qq, xs + warp * 16 * XS, XS, xs + warp * 16 * XS, XS, K);
+                gdn_mma_smem<T, 2, false, false>(qq, xs + warp * 16 * KS, KS, xs + warp * 16 * KS, KS, K);
             }
             if (tq == gq >> 1)
 #pragma unroll
@@ -215,23 +217,36 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         }
         // P goes through this warp's 16 q rows (read by no other warp) so
         // that it leaves in 16-byte row pieces rather than scattered pairs.
+        // Each factor is read once into a register: the stores to ms could
+        // alias gs and rk, so the compiler would read them again per store.
         __syncwarp();
-        T* p_stage = xs + warp * 16 * XS;
+        T* p_stage = xs + warp * 16 * KS;
+        float gi[2], fi[2], ai[2];
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+            const int i = warp * 16 + gq + 8 * hr;
+            gi[hr] = gs[i];
+            fi[hr] = d.scale * rq[i];
+            ai[hr] = bs[i] * rk[i];
+        }
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
+            const int j = n * 8 + 2 * tq;
+            const float2 gj = *reinterpret_cast<const float2*>(gs + j);
+            const float2 rj = *reinterpret_cast<const float2*>(rk + j);
 #pragma unroll
             for (int hr = 0; hr < 2; ++hr) {
                 const int i = warp * 16 + gq + 8 * hr;
-                const int j = n * 8 + 2 * tq;
-                const float gi = gs[i], fi = d.scale * rq[i], ai = bs[i] * rk[i];
-                const float e0 = j <= i ? pow2(gi - gs[j]) * rk[j] : 0.f;
-                const float e1 = j + 1 <= i ? pow2(gi - gs[j + 1]) * rk[j + 1] : 0.f;
-                ms[i * FS + j] = j < i ? ai * e0 * s_acc[n][2 * hr] : 0.f;
-                ms[i * FS + j + 1] = j + 1 < i ? ai * e1 * s_acc[n][2 * hr + 1] : 0.f;
-                gdn_store2(p_stage + (gq + 8 * hr) * XS + j, fi * e0 * q_acc[n][2 * hr], fi * e1 * q_acc[n][2 * hr + 1]);
+                const float e0 = j <= i ? pow2(gi[hr] - gj.x) * rj.x : 0.f;
+                const float e1 = j + 1 <= i ? pow2(gi[hr] - gj.y) * rj.y : 0.f;
+                *reinterpret_cast<float2*>(ms + i * FS + j) =
+                    make_float2(j < i ? ai[hr] * e0 * s_acc[n][2 * hr] : 0.f,
+                                j + 1 < i ? ai[hr] * e1 * s_acc[n][2 * hr + 1] : 0.f);
+                gdn_store2(p_stage + (gq + 8 * hr) * KS + j, fi[hr] * e0 * q_acc[n][2 * hr],
+                           fi[hr] * e1 * q_acc[n][2 * hr + 1]);
             }
         }
-        gdn_copy_out16x64(p_out + ((u64)c * Hv + h) * GDN_C * GDN_C + warp * 16 * GDN_C, GDN_C, 16, p_stage, XS);
+        gdn_copy_out16x64(p_out + ((u64)c * Hv + h) * GDN_C * GDN_C + warp * 16 * GDN_C, GDN_C, 16, p_stage, KS);
     }
     __syncthreads();
 
@@ -249,10 +264,17 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         float col[16];
 #pragma unroll
         for (int i = 0; i < 16; ++i) {
-            const float* a_row = ms + (d0 + i) * FS + d0;
+            // Row i of the block, four elements per shared load (rows are
+            // 16-byte aligned).
+            const float4* a_row = reinterpret_cast<const float4*>(ms + (d0 + i) * FS + d0);
             float s = i == j ? 1.f : 0.f;
 #pragma unroll
-            for (int m = 0; m < i; ++m) s = fmaf(-a_row[m], col[m], s);
+            for (int m4 = 0; m4 < i; m4 += 4) {
+                const float4 a = a_row[m4 / 4];
+                const float e[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+                for (int m = m4; m < i && m < m4 + 4; ++m) s = fmaf(-e[m - m4], col[m], s);
+            }
             col[i] = s;
         }
         if (lane < 16) {
