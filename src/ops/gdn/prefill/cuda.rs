@@ -363,10 +363,25 @@ pub(super) fn prefill(
                 ),
             ));
         }
+        // One block per (chunk, value head), heads fastest (a 1-D grid
+        // allows 2³¹ − 1 blocks).
+        let prep_blocks = num_chunks
+            .checked_mul(s.num_value_heads)
+            .and_then(|b| u32::try_from(b).ok())
+            .filter(|&b| b < 1 << 31)
+            .ok_or_else(|| {
+                MlxError::unsupported(
+                    OP,
+                    format!(
+                        "{num_chunks} chunks × {} value heads exceed the 2³¹ − 1 blocks of a launch",
+                        s.num_value_heads
+                    ),
+                )
+            })?;
         enc.dispatch_kernel(
             PREP_KERNELS[key + if bf16 { 0 } else { 3 }],
             LaunchConfig {
-                grid: (num_chunks as u32, s.num_value_heads as u32, 1),
+                grid: (prep_blocks, 1, 1),
                 block: (PREP_THREADS, 1, 1),
                 shared_mem_bytes: prep_bytes as u32,
             },

@@ -31,6 +31,46 @@ __device__ __forceinline__ void gdn_store16x64(T* out, u64 os, int valid, T* sta
     gdn_copy_out16x64(out, os, valid, stage, ss);
 }
 
+// acc[n] of S = K·Kᵀ and QK = Q·Kᵀ for this warp's 16 rows of the BF16
+// tiles k and q (rows `stride` apart), which share their B fragments (the k
+// rows); and, when `diag`, the 16 × 16 diagonal blocks of K·Kᵀ and Q·Qᵀ
+// from the A fragments alone: the halves {a0, a2} and {a1, a3} of a row
+// block's A fragment are the B fragments of its two 8-row tiles.
+template <int K>
+__device__ __forceinline__ void gdn_prep_products(float (*s_acc)[4], float (*q_acc)[4], float (*kk)[4],
+                                                  float (*qq)[4], const bf16_t* k, const bf16_t* q, int stride,
+                                                  int warp, bool diag) {
+    const int lane = threadIdx.x & 31;
+    const int r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+    const u32 a_off = 2 * ((warp * 16 + r8 + 8 * m1) * stride + 8 * m2);
+    const u32 pk = smem_addr(k) + a_off, pq = smem_addr(q) + a_off;
+    const u32 pb = smem_addr(k) + 2 * ((r8 + 8 * m2) * stride + 8 * m1);
+    using M = GdnMma<bf16_t>;
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        u32 ak[4], aq[4];
+        gdn_ldsm(ak, pk + 2 * k0);
+        gdn_ldsm(aq, pq + 2 * k0);
+#pragma unroll
+        for (int n = 0; n < 8; n += 2) {
+            u32 bf[4];
+            gdn_ldsm(bf, pb + 2 * (n * 8 * stride + k0));
+            M::mma(s_acc[n], ak, bf);
+            M::mma(s_acc[n + 1], ak, bf + 2);
+            M::mma(q_acc[n], aq, bf);
+            M::mma(q_acc[n + 1], aq, bf + 2);
+        }
+        if (diag) {
+            const u32 k_lo[2] = {ak[0], ak[2]}, k_hi[2] = {ak[1], ak[3]};
+            const u32 q_lo[2] = {aq[0], aq[2]}, q_hi[2] = {aq[1], aq[3]};
+            M::mma(kk[0], ak, k_lo);
+            M::mma(kk[1], ak, k_hi);
+            M::mma(qq[0], aq, q_lo);
+            M::mma(qq[1], aq, q_hi);
+        }
+    }
+}
+
 // ---- f32 16×16 blocks on tensor cores (split tf32, about f32 accuracy) -----
 
 // x ≈ hi + lo, both tf32 (the low 13 bits clear), by truncation: three
@@ -65,7 +105,7 @@ __device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], FX x, FY y, i
     }
 }
 
-// ---- prep: one block of 128 threads per (chunk, value head) ----------------
+// ---- prep: one block of 128 threads per (chunk, value head), heads fastest --
 
 #define GDN_PREP_THREADS 128
 
@@ -86,7 +126,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     static_assert(GDN_PREP_THREADS == 2 * GDN_C, "two threads per row in the norm and T·diag phases");
     const int V = d.value_dim, Hv = d.num_value_heads, Hk = d.num_key_heads;
     const int XS = (V > K ? V : K) + PAD;
-    const int c = blockIdx.x, h = blockIdx.y;
+    // Value heads vary fastest along the grid: the blocks in flight then
+    // cover a few chunks of every head, contiguous stretches of v, W and U.
+    const int c = blockIdx.x / (u32)Hv, h = blockIdx.x % (u32)Hv;
     const int kh = h / (Hv / Hk);
     const int seq = gdn_seq_of_chunk(seqs, c);
     int tok0, tok1, c0, c1;
@@ -193,8 +235,6 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         float s_acc[8][4], q_acc[8][4];
         gdn_zero<8>(s_acc);
         gdn_zero<8>(q_acc);
-        gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
-        gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * KS, KS, ks, KS, K);
         if constexpr (DIAG_NORMS) {
             // Σk² and Σq² of row 16·warp + gq + 8hr: element (gq + 8hr,
             // gq + 8hr) of this warp's 16 × 16 blocks of K·Kᵀ and Q·Qᵀ, in
@@ -202,10 +242,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
             float kk[2][4], qq[2][4];
             gdn_zero<2>(kk);
             gdn_zero<2>(qq);
-            if (d.l2_norm) {
-                gdn_mma_smem<T, 2, false, false>(kk, ks + warp * 16 * KS, KS, ks + warp * 16 * KS, KS, K);
-                gdn_mma_smem<T, 2, false, false>(qq, xs + warp * 16 * KS, KS, xs + warp * 16 * KS, KS, K);
-            }
+            gdn_prep_products<K>(s_acc, q_acc, kk, qq, ks, xs, KS, warp, d.l2_norm != 0);
             if (tq == gq >> 1)
 #pragma unroll
                 for (int hr = 0; hr < 2; ++hr) {
@@ -214,6 +251,9 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
                                 odd ? qq[hr][2 * hr + 1] : qq[hr][2 * hr]);
                 }
             __syncthreads();
+        } else {
+            gdn_mma_smem<T, 8, false, false>(s_acc, ks + warp * 16 * KS, KS, ks, KS, K);
+            gdn_mma_smem<T, 8, false, false>(q_acc, xs + warp * 16 * KS, KS, ks, KS, K);
         }
         // P goes through this warp's 16 q rows (read by no other warp) so
         // that it leaves in 16-byte row pieces rather than scattered pairs.
