@@ -82,9 +82,9 @@ __device__ __forceinline__ void gdn_split_tf32(float x, u32& hi, u32& lo) {
     lo = __float_as_uint(x - __uint_as_float(hi)) & TF32;
 }
 
-// acc += X(16 × kdim) · Y(kdim × 16), f32 elements read through the
+// acc += X(16 × kdim) · Y(kdim × 8·NT), f32 elements read through the
 // accessors x(r, k) and y(k, n); hi·hi + hi·lo + lo·hi products of m16n8k8 tf32.
-template <typename FX, typename FY>
+template <int NT, typename FX, typename FY>
 __device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], FX x, FY y, int kdim) {
     const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     for (int k0 = 0; k0 < kdim; k0 += 8) {
@@ -94,7 +94,7 @@ __device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], FX x, FY y, i
         gdn_split_tf32(x(g, k0 + t + 4), ah[2], al[2]);
         gdn_split_tf32(x(g + 8, k0 + t + 4), ah[3], al[3]);
 #pragma unroll
-        for (int n = 0; n < 2; ++n) {
+        for (int n = 0; n < NT; ++n) {
             u32 bh[2], bl[2];
             gdn_split_tf32(y(k0 + t, n * 8 + g), bh[0], bl[0]);
             gdn_split_tf32(y(k0 + t + 4, n * 8 + g), bh[1], bl[1]);
@@ -103,6 +103,17 @@ __device__ __forceinline__ void gdn_block_mma_f32(float (*acc)[4], FX x, FY y, i
             GdnMma<float>::mma(acc[n], ah, bh);
         }
     }
+}
+
+// sign · X (16 × 8·NT, C fragments) to T's transposed place for rows
+// i0 … i0 + 15 and columns c0 …: T(i0 + r, c0 + n) is ms[(c0 + n)·FS + i0 + r].
+template <int NT, int FS>
+__device__ __forceinline__ void gdn_put_t(float* ms, const float (*x)[4], int i0, int c0, float sign) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) ms[(c0 + n * 8 + 2 * t + (e & 1)) * FS + i0 + g + 8 * (e >> 1)] = sign * x[n][e];
 }
 
 // ---- prep: one block of 128 threads per (chunk, value head), heads fastest --
@@ -296,9 +307,11 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
     {
         // T = (I + A)⁻¹ by 16×16 blocks. Warp w inverts diagonal block w by
         // forward substitution (lane j < 16 owns column j in registers);
-        // then level by level T_ij = −T_ii · Σ_{i>m≥j} A_im T_mj, warp i
-        // computing block (i, i − lvl). A is read only strictly below the
-        // diagonal, T only on and below it, so they never meet in ms.
+        // then the blocks below the diagonal in two rounds that give every
+        // warp the same work (level by level, one warp would do 9 of 16
+        // block products while the others waited). A is read only strictly
+        // below the diagonal, T only on and below it, so they never meet in
+        // ms.
         const int d0 = warp * 16;
         const int j = lane & 15;
         float col[16];
@@ -323,33 +336,46 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
                 if (i >= j) ms[(d0 + j) * FS + d0 + i] = col[i];
         }
         __syncthreads();
-        for (int lvl = 1; lvl < 4; ++lvl) {
-            if (warp >= lvl) {
-                const int j0 = (warp - lvl) * 16;
-                float x[2][4];
-                // X, then T_ij, in place at block (i, j) of T.
-                auto put = [&](float sign) {
-#pragma unroll
-                    for (int n = 0; n < 2; ++n)
-#pragma unroll
-                        for (int e = 0; e < 4; ++e)
-                            ms[(j0 + n * 8 + 2 * tq + (e & 1)) * FS + d0 + gq + 8 * (e >> 1)] = sign * x[n][e];
-                };
-                gdn_zero<2>(x);
-                gdn_block_mma_f32(
-                    x, [&](int r, int kk) { return ms[(d0 + r) * FS + j0 + kk]; },
-                    [&](int kk, int n) { return t_at(j0 + kk, j0 + n); }, 16 * lvl);
-                put(1.f);
-                __syncwarp();
-                gdn_zero<2>(x);
-                gdn_block_mma_f32(
-                    x, [&](int r, int kk) { return t_at(d0 + r, d0 + kk); },
-                    [&](int kk, int n) { return ms[(j0 + n) * FS + d0 + kk]; }, 16);
-                __syncwarp();
-                put(-1.f);
-            }
-            __syncthreads();
+        {
+            // Round 1: T_10 and T_32 = −T_ii · (A_ij T_jj), j = i − 1, each
+            // warp taking 8 of a block's 16 columns (X staged in T's place).
+            const int i0 = (warp < 2 ? 1 : 3) * 16, j0 = i0 - 16, c0 = j0 + (warp & 1) * 8;
+            float x[1][4];
+            gdn_zero<1>(x);
+            gdn_block_mma_f32<1>(
+                x, [&](int r, int kk) { return ms[(i0 + r) * FS + j0 + kk]; },
+                [&](int kk, int n) { return t_at(j0 + kk, c0 + n); }, 16);
+            gdn_put_t<1, FS>(ms, x, i0, c0, 1.f);
+            __syncwarp();
+            gdn_zero<1>(x);
+            gdn_block_mma_f32<1>(
+                x, [&](int r, int kk) { return t_at(i0 + r, i0 + kk); },
+                [&](int kk, int n) { return ms[(c0 + n) * FS + i0 + kk]; }, 16);
+            __syncwarp();
+            gdn_put_t<1, FS>(ms, x, i0, c0, -1.f);
         }
+        __syncthreads();
+        {
+            // Round 2: the lower-left 32 × 32 quarter, warp w taking block
+            // (i, j) = (2 + w / 2, w % 2): X_ij = Σ_{j≤m≤1} A_im T_mj, staged
+            // in T's place, then T_ij = −Σ_{2≤m≤i} T_im X_mj once every X
+            // is there, stored once every warp has read them.
+            const int i0 = (2 + (warp >> 1)) * 16, j0 = (warp & 1) * 16;
+            float x[2][4];
+            gdn_zero<2>(x);
+            gdn_block_mma_f32<2>(
+                x, [&](int r, int kk) { return ms[(i0 + r) * FS + j0 + kk]; },
+                [&](int kk, int n) { return t_at(j0 + kk, j0 + n); }, 32 - j0);
+            gdn_put_t<2, FS>(ms, x, i0, j0, 1.f);
+            __syncthreads();
+            gdn_zero<2>(x);
+            gdn_block_mma_f32<2>(
+                x, [&](int r, int kk) { return t_at(i0 + r, 32 + kk); },
+                [&](int kk, int n) { return ms[(j0 + n) * FS + 32 + kk]; }, i0 - 16);
+            __syncthreads();
+            gdn_put_t<2, FS>(ms, x, i0, j0, -1.f);
+        }
+        __syncthreads();
     }
     {
         // T·diag(βe^G r_k) and T·diag(β) in T's type, over A and T. Lane
