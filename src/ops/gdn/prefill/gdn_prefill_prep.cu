@@ -282,7 +282,7 @@ __device__ void gdn_prep(const T* __restrict__ q, const T* __restrict__ k, const
         }
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
-            const int j = n * 8 + 2 * tq;
+            const int j = n * 8 + 2 * tq;  // even: float2 accesses are aligned
             const float2 gj = *reinterpret_cast<const float2*>(gs + j);
             const float2 rj = *reinterpret_cast<const float2*>(rk + j);
 #pragma unroll
