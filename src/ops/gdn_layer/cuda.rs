@@ -8,9 +8,9 @@ use crate::{CommandEncoder, DType, MlxBuffer, Result};
 
 pub(crate) const SOURCE: &str = include_str!("gdn_layer.cu");
 pub(crate) const KERNELS: &[&str] = &[
-    "ssm_conv_bulk_f32",
-    "ssm_conv_bulk_f16",
-    "ssm_conv_bulk_bf16",
+    "ssm_conv_tile_f32",
+    "ssm_conv_tile_f16",
+    "ssm_conv_tile_bf16",
     "ssm_conv_any_width_f32",
     "ssm_conv_any_width_f16",
     "ssm_conv_any_width_bf16",
@@ -39,19 +39,17 @@ pub(crate) const KERNELS: &[&str] = &[
 
 /// Mirrors of the constants in `gdn_layer.cu`.
 const CONV_WINDOW_MAX: usize = 4;
-/// Channels per consumer thread of the `ssm_conv_bulk` kernels.
+/// Channels and bytes of tokens an `ssm_conv_tile` block takes (its rows:
+/// `CONV_GROUPS · CONV_GROUP_BYTES / (CONV_TILE_CHANNELS · element size)`).
+const CONV_TILE_CHANNELS: usize = 512;
+const CONV_GROUP_BYTES: usize = 16384;
+const CONV_GROUPS: usize = 2;
+/// Elements per thread of the tile kernel's stores.
 const CONV_VEC: usize = 4;
-/// Consumer threads of an `ssm_conv_bulk` block (a producer warp joins them).
-const CONV_THREADS: usize = 256;
-const CONV_MIN_BLOCKS: usize = 2;
-/// Waves of resident `ssm_conv_bulk` blocks the chunks make: blocks of a
-/// later wave start where earlier ones finished, which evens out SMs that
-/// ran slow (4096 × 8192 BF16 on an H200: 0.79–0.80× of the copy bandwidth
-/// against 0.77× with one wave). Eight waves shortened the chunks until
-/// each block's first loads showed (0.68×).
-const CONV_WAVES: usize = 3;
-/// Bytes of alignment (address and row length) for bulk copies.
-const BULK_ALIGN: usize = 16;
+/// Bytes of alignment (address and row length) of the tile kernel's copies.
+const COPY_ALIGN: usize = 16;
+/// Threads per multiprocessor the `ssm_conv_any_width` chunks make.
+const ANY_WIDTH_THREADS_PER_SM: usize = 512;
 /// Chunks of a row each lane of an `rms_norm_gated` kernel holds, and
 /// rows per lane group: `_vec` holds 4 rows of 1 chunk, `_vec_long` 1 row
 /// of 4 chunks (the same registers), the scalar kernel 1 row of 8.
@@ -63,7 +61,7 @@ const NORM_VEC_ROWS: usize = 4;
 /// The bytes of one access of the `rms_norm_gated_vec` kernels.
 const VEC_BYTES: usize = 16;
 
-/// Block size of every launch here but `ssm_conv_bulk` (`NORM_THREADS` in
+/// Block size of every launch here (`NORM_THREADS` and `CONV_THREADS` in
 /// the source, which the kernels' launch bounds assume).
 const THREADS: u32 = 256;
 
@@ -109,51 +107,26 @@ pub(super) fn ssm_conv(
     let size = x.dtype().size_of();
     let props = enc.device().cuda_properties();
     let sms = props.map_or(1, |d| d.sm_count as usize);
-    // The bulk kernel copies each row's channel slice whole (a multiple of
-    // 16 bytes from a 16-byte-aligned address) and needs sm_90.
-    let bulk = props.is_some_and(|d| d.compute_capability.0 >= 9)
+    // The tile kernel copies rows in whole 16-byte pieces from 16-byte-aligned
+    // addresses (cp.async, sm_80) and stores CONV_VEC elements at a time.
+    let tile = props.is_some_and(|d| d.compute_capability.0 >= 8)
         && p.kernel_width <= CONV_WINDOW_MAX
-        && (p.channels * size) % BULK_ALIGN == 0
-        && aligned(BULK_ALIGN, &[Some(x)])
-        && aligned(CONV_VEC * size, &[Some(out), conv_state_in, conv_state_out]);
-    // Chunks of at least W − 1 tokens (so only a sequence's first chunk
-    // reads its carried state), as many as `waves` waves of `resident`
-    // work units take when each chunk needs `per_chunk` of them.
-    let chunk_tokens = |per_chunk: usize, resident: usize, waves: usize| {
-        let chunks = (resident * waves)
-            .div_ceil(per_chunk * p.batch)
-            .clamp(1, p.seq_len);
-        p.seq_len.div_ceil(chunks).max(p.kernel_width - 1)
-    };
-    // A bulk block takes a slice of CONV_THREADS · CONV_VEC channels of a
-    // chunk, over CONV_WAVES waves of blocks (unless the grid would be too
-    // large: very many short sequences of few channels).
-    let slices = p.channels.div_ceil(CONV_THREADS * CONV_VEC);
-    let bulk_tokens = chunk_tokens(slices, sms * CONV_MIN_BLOCKS, CONV_WAVES);
-    let bulk_blocks = u32::try_from(slices * p.batch * p.seq_len.div_ceil(bulk_tokens))
-        .ok()
-        .filter(|&b| b <= i32::MAX as u32);
-    let (name, config, tokens) = match bulk_blocks {
-        Some(blocks) if bulk => {
-            let config = LaunchConfig::linear(blocks, (CONV_THREADS + 32) as u32);
-            (format!("ssm_conv_bulk_{dt}"), config, bulk_tokens)
-        }
-        _ => {
-            // A thread takes one channel; about one wave of threads.
-            let tokens = chunk_tokens(p.channels, sms * CONV_THREADS * CONV_MIN_BLOCKS, 1);
-            let threads = p.channels * p.batch * p.seq_len.div_ceil(tokens);
-            let config = one_thread_each(threads as u64);
-            (format!("ssm_conv_any_width_{dt}"), config, tokens)
-        }
-    };
-    let (batch, seq_len, channels, width, tokens) = (
+        && (p.channels * size) % COPY_ALIGN == 0
+        && aligned(COPY_ALIGN, &[Some(x), conv_state_in])
+        && aligned(CONV_VEC * size, &[Some(out), conv_state_out]);
+    let tile_rows = CONV_GROUPS * CONV_GROUP_BYTES / (CONV_TILE_CHANNELS * size);
+    let tile_blocks = u32::try_from(
+        p.channels.div_ceil(CONV_TILE_CHANNELS) * p.batch * p.seq_len.div_ceil(tile_rows),
+    )
+    .ok()
+    .filter(|&b| b <= i32::MAX as u32);
+    let (batch, seq_len, channels, width) = (
         p.batch as u32,
         p.seq_len as u32,
         p.channels as u32,
         p.kernel_width as u32,
-        tokens as u32,
     );
-    let args = [
+    let mut args = vec![
         KernelArg::Buffer(x),
         KernelArg::Buffer(weight),
         KernelArg::optional(bias),
@@ -164,9 +137,23 @@ pub(super) fn ssm_conv(
         KernelArg::pod(&seq_len),
         KernelArg::pod(&channels),
         KernelArg::pod(&width),
-        KernelArg::pod(&tokens),
     ];
-    enc.dispatch_kernel(&name, config, &args)
+    if let (true, Some(blocks)) = (tile, tile_blocks) {
+        let config = LaunchConfig::linear(blocks, THREADS);
+        return enc.dispatch_kernel(&format!("ssm_conv_tile_{dt}"), config, &args);
+    }
+    // The any-width kernel: a thread takes one channel of a chunk of at
+    // least W − 1 tokens (so only a sequence's first chunk reads its carried
+    // state), about ANY_WIDTH_THREADS_PER_SM threads per multiprocessor.
+    let chunks = (sms * ANY_WIDTH_THREADS_PER_SM)
+        .div_ceil(p.channels * p.batch)
+        .clamp(1, p.seq_len);
+    let tokens = p.seq_len.div_ceil(chunks).max(p.kernel_width - 1);
+    let threads = p.channels * p.batch * p.seq_len.div_ceil(tokens);
+    let tokens = tokens as u32;
+    args.push(KernelArg::pod(&tokens));
+    let name = format!("ssm_conv_any_width_{dt}");
+    enc.dispatch_kernel(&name, one_thread_each(threads as u64), &args)
 }
 
 pub(super) fn ssm_conv_decode(

@@ -105,38 +105,42 @@ struct RawRow {
 // ssm_conv: y[t, c] = silu(bias[c] + Σ_{j<W} weight[c, W−1−j] · in(t − j, c)),
 // with in(p) = x[p] for p ≥ 0 and the carried state row W − 1 + p for p < 0.
 //
-// The sequences are split into chunks of consecutive tokens; a chunk is at
-// least W − 1 tokens long, so only a sequence's first chunk reads the
-// carried state, and the thread that reads it writes the new state after
-// it: so the state may be updated in place.
+// The tile kernel (W ≤ CONV_WINDOW_MAX, rows of whole 16-byte pieces from
+// 16-byte-aligned addresses, sm_80): a block takes CONV_TILE_CHANNELS
+// channels of ConvTile<T>::ROWS consecutive tokens of one sequence. Its
+// threads copy those rows, and the W − 1 rows before them, into shared
+// memory with 16-byte cp.async, every copy issued at once in CONV_GROUPS
+// commit groups of about CONV_GROUP_BYTES, and compute each group of rows
+// as soon as it has landed, while the later groups are still in flight. A
+// thread computes CONV_VEC channels of 1 / CONV_TILE_ROW_SPLIT of a group's
+// rows. Measured on an H200 (PERF.md): 0.83× of the copy bandwidth for BF16
+// and 0.93× for F32, against 0.79–0.80× and 0.88× for a producer warp
+// streaming the rows through a ring of bulk copies: the blocks hold no
+// pipeline bookkeeping, so four of them fit on a multiprocessor, and their
+// copies are in flight all at once.
 //
-// The bulk kernel (W ≤ CONV_WINDOW_MAX, sm_90, 16-byte-aligned rows): a
-// block's CONV_THREADS consumer threads take CONV_VEC channels each of one
-// chunk, and a producer warp copies the chunk's rows (the block's channel
-// slice of each, one contiguous piece of up to 2 KB for BF16) into a ring
-// of CONV_STAGES stages of CONV_WINDOW_MAX rows, each stage landing on its
-// `full` mbarrier and freed by the consumer warps on its `empty` one. The
-// consumers do no address arithmetic or copy bookkeeping per row: a row
-// costs them one shared load. They load the W − 1 rows before the chunk
-// (inputs or carried state) themselves. Measured on an H200 (PERF.md):
-// 0.79–0.80× of the copy bandwidth for BF16 against 0.73–0.75× for a
-// per-thread cp.async ring; the same data movement without the arithmetic
-// reaches about 0.82×.
+// Only a sequence's first block reads its carried state, and it writes the
+// new state once all of its copies have landed: so the state may be
+// updated in place.
 //
-// The any-width kernel (other widths, rows not aligned for bulk copies,
-// GPUs before sm_90): one channel per thread, the W taps read per output.
+// The any-width kernel (other widths, rows not aligned for 16-byte copies,
+// GPUs before sm_80): one channel per thread, the W taps read per output.
 // ---------------------------------------------------------------------------
 
-// The bulk kernel handles W ≤ CONV_WINDOW_MAX.
+// The tile kernel handles W ≤ CONV_WINDOW_MAX.
 #define CONV_WINDOW_MAX 4
 #define CONV_VEC 4
 #define CONV_THREADS 256
-// Blocks of CONV_THREADS + a producer warp each multiprocessor must hold
-// (caps registers at 112). Three (72 registers) measured no faster.
-#define CONV_MIN_BLOCKS 2
-// Stages of CONV_WINDOW_MAX rows in a block's ring: 32 KB for BF16 rows.
-// Six or eight measured slower, two 5 % slower.
-#define CONV_STAGES 4
+// Threads across a tile's channels; the CONV_TILE_ROW_SPLIT rows of them
+// split each group's rows.
+#define CONV_TILE_TX 128
+#define CONV_TILE_ROW_SPLIT (CONV_THREADS / CONV_TILE_TX)
+#define CONV_TILE_CHANNELS (CONV_TILE_TX * CONV_VEC)
+// One commit group of copies: 16 rows of BF16, 8 of F32.
+#define CONV_GROUP_BYTES 16384
+#define CONV_GROUPS 2
+// Blocks each multiprocessor must hold (caps registers at 64).
+#define CONV_MIN_BLOCKS 4
 
 // Input row of a sequence at token p ≥ 1 − W (p < 0: its carried state),
 // or null for zeros (without a state). `xb` and `sb` point at the thread's
@@ -171,156 +175,180 @@ __device__ void conv_write_state(const T* xb, const T* sb, T* sob, int seq_len, 
     }
 }
 
-#if MLXN_CUDA_ARCH >= 900
-// A bulk kernel block's shared memory: the ring (stage, row in the stage,
-// the block's channel slice) and each stage's mbarriers.
+#if MLXN_CUDA_ARCH >= 800
 template <typename T>
-struct ConvBulkRing {
-    static constexpr int ROW_BYTES = CONV_THREADS * CONV_VEC * (int)sizeof(T);
-    alignas(128) unsigned char rows[CONV_STAGES][CONV_WINDOW_MAX][ROW_BYTES];
-    u64 full[CONV_STAGES], empty[CONV_STAGES];
+struct ConvTile {
+    static constexpr int ROW_BYTES = CONV_TILE_CHANNELS * (int)sizeof(T);
+    // 16-byte copies per row, and channels per copy.
+    static constexpr int PIECES = ROW_BYTES / 16;
+    static constexpr int PIECE_CHANNELS = 16 / (int)sizeof(T);
+    static constexpr int GROUP_ROWS = CONV_GROUP_BYTES / ROW_BYTES;
+    static constexpr int ROWS = CONV_GROUPS * GROUP_ROWS;
+    static constexpr int HALO = CONV_WINDOW_MAX - 1;
+    static_assert(GROUP_ROWS % CONV_TILE_ROW_SPLIT == 0, "a group's rows split evenly");
 };
+
+// Waits until at most `n` (< N + 1) of this thread's commit groups are in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait_at_most(int n) {
+    if (n >= N) {
+        cp_async_wait<N>();
+    } else if constexpr (N > 0) {
+        cp_async_wait_at_most<N - 1>(n);
+    }
+}
+
+// taps[k][j] = weight[c + k, W − 1 − j] (zero for j ≥ W), b[k] = bias[c + k].
+// At W = CONV_WINDOW_MAX a channel's taps are one 16-byte load: scalar loads
+// at a lane stride of 16 bytes each touch 16 cache lines, and a block's
+// 4096 of them cost the tile kernel a quarter of its speed.
+template <bool FULL>
+__device__ __forceinline__ void conv_load_taps(const float* weight, const float* bias, u32 c, u32 width,
+                                               float (&taps)[CONV_VEC][CONV_WINDOW_MAX], float (&b)[CONV_VEC]) {
+    const bool whole = FULL && (u64)weight % 16 == 0;
+#pragma unroll
+    for (int k = 0; k < CONV_VEC; ++k) {
+        const float* wc = weight + (u64)(c + k) * width;
+        if (whole) {
+            const float4 w = *reinterpret_cast<const float4*>(wc);
+            taps[k][0] = w.w;
+            taps[k][1] = w.z;
+            taps[k][2] = w.y;
+            taps[k][3] = w.x;
+        } else {
+#pragma unroll
+            for (int j = 0; j < CONV_WINDOW_MAX; ++j) taps[k][j] = j < (int)width ? wc[width - 1 - j] : 0.0f;
+        }
+        b[k] = bias != nullptr ? bias[c + k] : 0.0f;
+    }
+}
 
 // FULL: W = CONV_WINDOW_MAX, so the loop has no width test per tap.
 template <typename T, bool FULL>
-__device__ __forceinline__ void ssm_conv_bulk_impl(ConvBulkRing<T>& sh, const T* x, const float* weight,
+__device__ __forceinline__ void ssm_conv_tile_impl(unsigned char* tile, const T* x, const float* weight,
                                                    const float* bias, const T* state_in, T* out, T* state_out,
-                                                   u32 batch, u32 seq_len, u32 channels, u32 width,
-                                                   u32 chunk_tokens) {
+                                                   u32 batch, u32 seq_len, u32 channels, u32 width) {
+    typedef ConvTile<T> Tile;
     constexpr int VEC = CONV_VEC;
     constexpr int WMAX = CONV_WINDOW_MAX;
-    constexpr int SLICE = CONV_THREADS * VEC;  // channels of a block
-    auto& ring = sh.rows;
-    auto& full = sh.full;
-    auto& empty = sh.empty;
+    constexpr int HALO = Tile::HALO;
+    constexpr int RPT = Tile::GROUP_ROWS / CONV_TILE_ROW_SPLIT;  // a thread's rows of a group
 
-    const u32 channel_blocks = (channels + SLICE - 1) / SLICE;
-    const u32 chunks = (seq_len + chunk_tokens - 1) / chunk_tokens;
-    const u32 chunk = blockIdx.x / channel_blocks;
-    if (chunk >= batch * chunks) return;
-    const u32 c_first = (blockIdx.x % channel_blocks) * SLICE;
-    const u32 seq = chunk / chunks;
-    const int t0 = (int)((chunk % chunks) * chunk_tokens);
-    const int t_end = min(t0 + (int)chunk_tokens, (int)seq_len);
-    const int groups = (t_end - t0 + WMAX - 1) / WMAX;
-    const u32 tid = threadIdx.x;
+    const u32 channel_tiles = (channels + CONV_TILE_CHANNELS - 1) / CONV_TILE_CHANNELS;
+    const u32 row_tiles = (seq_len + Tile::ROWS - 1) / Tile::ROWS;
+    const u32 rest = blockIdx.x / channel_tiles;
+    const u32 seq = rest / row_tiles;
+    if (seq >= batch) return;
+    const int t0 = (int)((rest % row_tiles) * Tile::ROWS);
+    const u32 c_first = (blockIdx.x % channel_tiles) * CONV_TILE_CHANNELS;
+    const T* xs = x + (u64)seq * seq_len * channels;
+    const u64 state_off = (u64)seq * (width - 1) * channels;
+    const T* ss = state_in != nullptr ? state_in + state_off : nullptr;
 
-    if (tid == 0) {
-        for (int s = 0; s < CONV_STAGES; ++s) {
-            mbar_init(smem_addr(&full[s]), 1);
-            mbar_init(smem_addr(&empty[s]), CONV_THREADS / 32);
-        }
-        mbar_init_fence();
+    // Shared row k holds in(t0 − HALO + k); group g copies rows
+    // HALO + g · GROUP_ROWS up to HALO + (g + 1) · GROUP_ROWS, group 0 the
+    // halo rows as well. Rows outside the sequence, and channels past its
+    // end, are zero-filled. A group's copies split evenly over the threads:
+    // each copies one 16-byte piece of every ROW_STEP-th row, stepping a
+    // fixed offset.
+    constexpr int ROW_STEP = CONV_THREADS / Tile::PIECES;
+    constexpr int COPIES = Tile::GROUP_ROWS / ROW_STEP;
+    static_assert(CONV_THREADS % Tile::PIECES == 0 && Tile::GROUP_ROWS % ROW_STEP == 0,
+                  "a group's copies split evenly, a thread's in one column");
+    const u32 base = smem_addr(tile);
+#pragma unroll 1
+    for (int i = (int)threadIdx.x; i < HALO * Tile::PIECES; i += CONV_THREADS) {
+        const int p = t0 - HALO + i / Tile::PIECES;
+        const u32 c = c_first + (i % Tile::PIECES) * Tile::PIECE_CHANNELS;
+        // Before the sequence (its first block): the carried state, if any.
+        const T* src = p >= 1 - (int)width ? conv_row(xs + c, ss != nullptr ? ss + c : nullptr, p, width, channels)
+                                           : nullptr;
+        const bool valid = src != nullptr && c < channels && p < (int)seq_len;
+        cp_async<16>(base + i * 16, valid ? src : x, valid ? 16 : 0);
     }
-    __syncthreads();
-
-    const u64 seq_off = (u64)seq * seq_len * channels;
-    if (tid >= CONV_THREADS) {
-        // The producer: one lane copies every row of the chunk.
-        if (tid != CONV_THREADS) return;
-        const u32 bytes = min(channels - c_first, (u32)SLICE) * (u32)sizeof(T);
-        const T* src = x + seq_off + (u64)t0 * channels + c_first;
-        for (int g = 0; g < groups; ++g) {
-            const int s = g % CONV_STAGES;
-            if (g >= CONV_STAGES) mbar_wait(smem_addr(&empty[s]), ((g / CONV_STAGES) + 1) & 1);
-            const int n = min(WMAX, t_end - t0 - g * WMAX);
-            const u32 bar = smem_addr(&full[s]);
-            mbar_expect_tx(bar, n * bytes);
-            for (int i = 0; i < n; ++i, src += channels) bulk_copy(smem_addr(&ring[s][i][0]), src, bytes, bar);
+    const u32 piece = threadIdx.x % Tile::PIECES;
+    const u32 c_copy = c_first + piece * Tile::PIECE_CHANNELS;
+    const int k_first = HALO + (int)(threadIdx.x / Tile::PIECES);
+    const bool column = c_copy < channels;
+    const T* src = xs + (u64)(t0 - HALO + k_first) * channels + c_copy;
+    u32 dst = base + k_first * Tile::ROW_BYTES + piece * 16;
+    int p = t0 - HALO + k_first;
+#pragma unroll
+    for (int g = 0; g < CONV_GROUPS; ++g) {
+#pragma unroll
+        for (int n = 0; n < COPIES; ++n) {
+            const bool valid = column && p < (int)seq_len;
+            cp_async<16>(dst, valid ? src : x, valid ? 16 : 0);
+            src += (u64)ROW_STEP * channels;
+            dst += ROW_STEP * Tile::ROW_BYTES;
+            p += ROW_STEP;
         }
-        return;
+        cp_async_commit();
     }
 
-    const u32 c0 = c_first + tid * VEC;
+    const u32 tx = threadIdx.x % CONV_TILE_TX;
+    const int r_first = (int)(threadIdx.x / CONV_TILE_TX) * RPT;
+    const u32 c0 = c_first + tx * VEC;
     const bool active = c0 < channels;
     const u32 cc = active ? c0 : 0;  // a valid channel for the inactive threads' setup
     float taps[VEC][WMAX], b[VEC];
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) {
-        const float* wc = weight + (u64)(cc + k) * width;
-#pragma unroll
-        for (int j = 0; j < WMAX; ++j) taps[k][j] = j < (int)width ? wc[width - 1 - j] : 0.0f;
-        b[k] = bias != nullptr ? bias[cc + k] : 0.0f;
-    }
-    const T* xb = x + seq_off + cc;
-    const u64 state_off = (u64)seq * (width - 1) * channels + cc;
-    const T* sb = state_in != nullptr ? state_in + state_off : nullptr;
-
-    // in[r % WMAX] holds in(t0 − WMAX + r): the loop steps r by WMAX, so
-    // every index into `in` is a constant. Rows more than W − 1 tokens back
-    // are zero, not read.
-    float in[WMAX][VEC];
-#pragma unroll
-    for (int r = 1; r < WMAX; ++r) {
-        const int p = t0 - WMAX + r;
-        RawRow<T, VEC> v;
-        if (p >= t0 - (int)(width - 1)) {
-            v = conv_input<T, VEC>(xb, sb, p, width, channels);
-        } else {
-            v.zero();
-        }
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) in[r][k] = v[k];
-    }
-    T* po = out + seq_off + (u64)t0 * channels + cc;
-    // Row i of stage s: into the window, then out.
-    auto row_out = [&](int s, int i) {
-        RawRow<T, VEC> row;
-        row.load(reinterpret_cast<const T*>(&ring[s][i][tid * VEC * sizeof(T)]));
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) in[i][k] = row[k];
-        float y[VEC];
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) {
-            float acc = b[k];
-            // Oldest input first: the order of the decode kernel, so
-            // prefill and decode round alike. W ≥ 2 (the op rejects W = 1);
-            // taps past W are skipped, not multiplied by zero, so that an
-            // inf or NaN outside the window stays out.
-#pragma unroll
-            for (int j = WMAX - 1; j >= 0; --j) {
-                if (FULL || j < 2 || j < (int)width) acc = fmaf(taps[k][j], in[(i - j + WMAX) % WMAX][k], acc);
-            }
-            y[k] = silu(acc);
-        }
-        if (active) store_vec<T, VEC>(po + (u64)i * channels, y);
-    };
-    const int rows = t_end - t0;
+    conv_load_taps<FULL>(weight, bias, cc, width, taps, b);
+    T* po = out + (u64)seq * seq_len * channels + cc;
+    const unsigned char* mine = tile + tx * VEC * sizeof(T);
 #pragma unroll 1
-    for (int g = 0; g < groups; ++g) {
-        const int s = g % CONV_STAGES;
-        mbar_wait(smem_addr(&full[s]), (g / CONV_STAGES) & 1);
-        if (g * WMAX + WMAX <= rows) {
-            // A whole group without a test per row, so that the compiler
-            // can interleave the rows' dependency chains.
+    for (int g = 0; g < CONV_GROUPS; ++g) {
+        cp_async_wait_at_most<CONV_GROUPS - 1>(CONV_GROUPS - 1 - g);
+        __syncthreads();  // the group's copies by every thread have landed
+        const int r0 = g * Tile::GROUP_ROWS + r_first;
+        if (t0 + r0 >= (int)seq_len) continue;
+        // in[i % WMAX] holds in(t0 + r0 + i): the rows are unrolled, so every
+        // index into `in` is a constant. Rows more than W − 1 tokens back
+        // are zero (copied as zeros, or skipped below).
+        float in[WMAX][VEC];
+        auto input = [&](int slot, int k) {
+            RawRow<T, VEC> v;
+            v.load(reinterpret_cast<const T*>(mine + k * Tile::ROW_BYTES));
 #pragma unroll
-            for (int i = 0; i < WMAX; ++i) row_out(s, i);
-        } else {
+            for (int e = 0; e < VEC; ++e) in[slot][e] = v[e];
+        };
 #pragma unroll
-            for (int i = 0; i < WMAX; ++i) {
-                if (g * WMAX + i < rows) row_out(s, i);
+        for (int r = 1; r < WMAX; ++r) input(r, r0 + r - 1);
+#pragma unroll
+        for (int i = 0; i < RPT; ++i) {
+            input(i % WMAX, r0 + i + HALO);
+            float y[VEC];
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) {
+                float acc = b[e];
+                // Oldest input first: the order of the decode kernel, so
+                // prefill and decode round alike. W ≥ 2 (the op rejects W = 1);
+                // taps past W are skipped, not multiplied by zero, so that an
+                // inf or NaN outside the window stays out.
+#pragma unroll
+                for (int j = WMAX - 1; j >= 0; --j) {
+                    if (FULL || j < 2 || j < (int)width) acc = fmaf(taps[e][j], in[(i - j + WMAX) % WMAX][e], acc);
+                }
+                y[e] = silu(acc);
             }
+            const int t = t0 + r0 + i;
+            if (active && t < (int)seq_len) store_vec<T, VEC>(po + (u64)t * channels, y);
         }
-        po += WMAX * (u64)channels;
-        __syncwarp();
-        if (tid % 32 == 0) mbar_arrive(smem_addr(&empty[s]));
     }
-    if (active && t0 == 0 && state_out != nullptr) {
-        conv_write_state<T, VEC>(xb, sb, state_out + state_off, (int)seq_len, width, channels);
+    if (active && r_first == 0 && t0 == 0 && state_out != nullptr) {
+        conv_write_state<T, VEC>(xs + cc, ss != nullptr ? ss + cc : nullptr, state_out + state_off + cc,
+                                 (int)seq_len, width, channels);
     }
 }
 
 template <typename T>
-__device__ void ssm_conv_bulk(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
-                              T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width, u32 chunk_tokens) {
-    // One ring for both loops (a static array per instantiation would be two).
-    __shared__ ConvBulkRing<T> sh;
+__device__ void ssm_conv_tile(const T* x, const float* weight, const float* bias, const T* state_in, T* out,
+                              T* state_out, u32 batch, u32 seq_len, u32 channels, u32 width) {
+    // One tile for both variants (a static array per instantiation would be two).
+    __shared__ alignas(16) unsigned char tile[(ConvTile<T>::HALO + ConvTile<T>::ROWS) * ConvTile<T>::ROW_BYTES];
     if (width == CONV_WINDOW_MAX) {
-        ssm_conv_bulk_impl<T, true>(sh, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width,
-                                    chunk_tokens);
+        ssm_conv_tile_impl<T, true>(tile, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width);
     } else {
-        ssm_conv_bulk_impl<T, false>(sh, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width,
-                                     chunk_tokens);
+        ssm_conv_tile_impl<T, false>(tile, x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width);
     }
 }
 #endif
@@ -515,26 +543,28 @@ __device__ void rms_norm_gated_wide_impl(const T* o, const T* z, const float* we
 // Entry points: one per variant and dtype.
 // ---------------------------------------------------------------------------
 
-#define CONV_ARGS(T) const T *x, const float *weight, const float *bias, const T *state_in, T *out, T *state_out, \
-                     u32 batch, u32 seq_len, u32 channels, u32 width, u32 chunk_tokens
-#define CONV_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width, chunk_tokens
+#define CONV_TILE_ARGS(T) const T *x, const float *weight, const float *bias, const T *state_in, T *out, \
+                          T *state_out, u32 batch, u32 seq_len, u32 channels, u32 width
+#define CONV_TILE_PASS x, weight, bias, state_in, out, state_out, batch, seq_len, channels, width
+#define CONV_ARGS(T) CONV_TILE_ARGS(T), u32 chunk_tokens
+#define CONV_PASS CONV_TILE_PASS, chunk_tokens
 #define NORM_ARGS(T) const T *o, const T *z, const float *weight, T *out, u64 rows, u32 dim, float eps
 #define NORM_PASS o, z, weight, out, rows, dim, eps
 
-// `_vec` kernels: 16 / sizeof(T) elements (16 bytes) per access. The bulk
-// ssm_conv kernel exists only in sm_90 builds.
-#if MLXN_CUDA_ARCH >= 900
-#define CONV_BULK_KERNEL(DN, T)                                                                                 \
-    extern "C" __global__ void __launch_bounds__(CONV_THREADS + 32, CONV_MIN_BLOCKS)                            \
-        ssm_conv_bulk_##DN(CONV_ARGS(T)) {                                                                      \
-        ssm_conv_bulk<T>(CONV_PASS);                                                                            \
+// `_vec` kernels: 16 / sizeof(T) elements (16 bytes) per access. The tile
+// ssm_conv kernel exists only in sm_80 builds and newer.
+#if MLXN_CUDA_ARCH >= 800
+#define CONV_TILE_KERNEL(DN, T)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS, CONV_MIN_BLOCKS)                                 \
+        ssm_conv_tile_##DN(CONV_TILE_ARGS(T)) {                                                                 \
+        ssm_conv_tile<T>(CONV_TILE_PASS);                                                                       \
     }
 #else
-#define CONV_BULK_KERNEL(DN, T)
+#define CONV_TILE_KERNEL(DN, T)
 #endif
 
 #define GDN_LAYER_KERNELS(DN, T)                                                                                \
-    CONV_BULK_KERNEL(DN, T)                                                                                    \
+    CONV_TILE_KERNEL(DN, T)                                                                                    \
     extern "C" __global__ void ssm_conv_any_width_##DN(CONV_ARGS(T)) {                                          \
         ssm_conv_any_width_impl<T>(CONV_PASS);                                                                  \
     }                                                                                                           \

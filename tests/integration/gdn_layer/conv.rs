@@ -54,7 +54,7 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         state,
     };
     // Channels 37 (rows not whole 16-byte pieces: the any-width kernel), 40
-    // and 64 (the bulk kernel on sm_90); widths 2 and 3 (padded window), 4,
+    // and 64 (the tile kernel on CUDA); widths 2 and 3 (padded window), 4,
     // and 6 (the any-width kernel).
     let mut cases = vec![
         c(1, 1, 37, 4, false, true),
@@ -74,7 +74,7 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
         cases.push(c(3, 300, 4104, 4, true, true));
         cases.push(c(2, 300, 4097, 4, false, true));
         cases.push(c(2, 1000, 1032, 4, true, true));
-        // Channel slices of 1024 cut short (4104, 1032); more chunks than
+        // Tiles of 512 channels cut short (4104, 1032); more tiles than
         // resident blocks, across sequences.
         cases.push(c(4, 2000, 2048, 4, true, true));
         cases.push(c(2, 3000, 4001, 6, true, true));
@@ -123,8 +123,8 @@ pub fn check_ssm_conv(dev: &MlxDevice) {
     }
 }
 
-/// Inputs and outputs as views at offsets (16-byte aligned and not), the
-/// state updated in place, and no state output at all.
+/// Inputs, weights and outputs as views at offsets (16-byte aligned and
+/// not), the state updated in place, and no state output at all.
 pub fn check_ssm_conv_views(dev: &MlxDevice) {
     let mut rng = Rng::new(4200);
     let mut enc = dev.command_encoder().unwrap();
@@ -141,8 +141,14 @@ pub fn check_ssm_conv_views(dev: &MlxDevice) {
         let state_n = p.batch * 3 * p.channels;
         let x_all = random_buffer(dev, &mut rng, dtype, offset + n, -2.0, 2.0);
         let x = x_all.slice_view(offset * dtype.size_of(), n).unwrap();
+        // The weights at the same offset: 16-byte aligned or not.
         let w = rng.vec(p.channels * 4, -1.0, 1.0);
-        let weight = MlxBuffer::from_slice(dev, &w, &[p.channels * 4]).unwrap();
+        let w_all: Vec<f32> = vec![f32::NAN; offset]
+            .into_iter()
+            .chain(w.clone())
+            .collect();
+        let weight_all = MlxBuffer::from_slice(dev, &w_all, &[w_all.len()]).unwrap();
+        let weight = weight_all.slice_view(offset * 4, w.len()).unwrap();
         let state_all = random_buffer(dev, &mut rng, dtype, offset + state_n + 5, -2.0, 2.0);
         let state = state_all
             .slice_view(offset * dtype.size_of(), state_n)
