@@ -19,7 +19,9 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmarks: all, copy, launch, encode, registry, qmatmul, gemm, gdn.
+    /// Which benchmarks: all, or one or more (comma-separated, run in
+    /// this order, in one process) of copy, launch, encode, registry,
+    /// qmatmul, gemm, gdn.
     #[arg(default_value = "all")]
     pub which: String,
     /// Print JSON instead of a table.
@@ -125,41 +127,37 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let device = MlxDevice::new()?;
     progress(&format!("device: {device:?}"));
     let mut rows = Vec::new();
-    let all = args.which == "all";
     let known = [
-        "all", "copy", "launch", "encode", "registry", "qmatmul", "gemm", "gdn",
+        "copy", "launch", "encode", "registry", "qmatmul", "gemm", "gdn",
     ];
-    if !known.contains(&args.which.as_str()) {
+    let which: Vec<&str> = match args.which.as_str() {
+        "all" => known.to_vec(),
+        list => list.split(',').map(str::trim).collect(),
+    };
+    if let Some(unknown) = which.iter().find(|w| !known.contains(w)) {
         return Err(mlx_native::MlxError::InvalidArgument {
             op: "bench",
             msg: format!(
-                "unknown benchmark '{}'; one of {}",
-                args.which,
+                "unknown benchmark '{unknown}'; all, or one or more of {}",
                 known.join(", ")
             ),
         });
     }
-    if all || args.which == "copy" {
-        rows.extend(runtime::copy_bandwidth(&device, args.quick)?);
-    }
-    if all || args.which == "launch" {
-        rows.extend(runtime::launch_overhead(&device, args.quick)?);
-    }
-    if all || args.which == "encode" {
-        rows.extend(runtime::encode_serial_vs_worker(&device, args.quick)?);
-    }
-    if (all || args.which == "registry") && device.is_cuda() {
-        rows.extend(runtime::registry_times(&device)?);
-    }
-    if all || args.which == "qmatmul" {
-        rows.extend(qmatmul::qmatmul(&device, args.quick)?);
-    }
-    if all || args.which == "gemm" {
-        rows.extend(gemm::prefill_vs_cublas(&device, args.quick)?);
-    }
-    if all || args.which == "gdn" {
-        rows.extend(gdn_layer::rows(&device, args.quick)?);
-        rows.extend(gdn::rows(&device, args.quick)?);
+    for family in which {
+        match family {
+            "copy" => rows.extend(runtime::copy_bandwidth(&device, args.quick)?),
+            "launch" => rows.extend(runtime::launch_overhead(&device, args.quick)?),
+            "encode" => rows.extend(runtime::encode_serial_vs_worker(&device, args.quick)?),
+            "registry" if device.is_cuda() => rows.extend(runtime::registry_times(&device)?),
+            "registry" => {}
+            "qmatmul" => rows.extend(qmatmul::qmatmul(&device, args.quick)?),
+            "gemm" => rows.extend(gemm::prefill_vs_cublas(&device, args.quick)?),
+            "gdn" => {
+                rows.extend(gdn_layer::rows(&device, args.quick)?);
+                rows.extend(gdn::rows(&device, args.quick)?);
+            }
+            _ => {} // every name was checked above
+        }
     }
     print(&device, &rows, args.json);
     Ok(())
