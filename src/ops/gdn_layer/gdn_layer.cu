@@ -199,9 +199,9 @@ __device__ __forceinline__ void cp_async_wait_at_most(int n) {
 }
 
 // taps[k][j] = weight[c + k, W − 1 − j] (zero for j ≥ W), b[k] = bias[c + k].
-// At W = CONV_WINDOW_MAX a channel's taps are one 16-byte load: scalar loads
-// at a lane stride of 16 bytes each touch 16 cache lines, and a block's
-// 4096 of them cost the tile kernel a quarter of its speed.
+// At W = CONV_WINDOW_MAX a channel's taps are one 16-byte load: as scalar
+// loads at a lane stride of 64 bytes (a thread's CONV_VEC channels), each
+// touching 16 cache lines, they made the tile kernel 30 % slower (PERF.md).
 template <bool FULL>
 __device__ __forceinline__ void conv_load_taps(const float* weight, const float* bias, u32 c, u32 width,
                                                float (&taps)[CONV_VEC][CONV_WINDOW_MAX], float (&b)[CONV_VEC]) {
