@@ -141,14 +141,16 @@ pub fn check_ssm_conv_views(dev: &MlxDevice) {
         let state_n = p.batch * 3 * p.channels;
         let x_all = random_buffer(dev, &mut rng, dtype, offset + n, -2.0, 2.0);
         let x = x_all.slice_view(offset * dtype.size_of(), n).unwrap();
-        // The weights at the same offset: 16-byte aligned or not.
+        // The weights one element further on: never 16-byte aligned, so
+        // the tile kernel (x aligned) reads its taps one by one.
         let w = rng.vec(p.channels * 4, -1.0, 1.0);
-        let w_all: Vec<f32> = vec![f32::NAN; offset]
+        let w_offset = offset + 1;
+        let w_all: Vec<f32> = vec![f32::NAN; w_offset]
             .into_iter()
             .chain(w.clone())
             .collect();
         let weight_all = MlxBuffer::from_slice(dev, &w_all, &[w_all.len()]).unwrap();
-        let weight = weight_all.slice_view(offset * 4, w.len()).unwrap();
+        let weight = weight_all.slice_view(w_offset * 4, w.len()).unwrap();
         let state_all = random_buffer(dev, &mut rng, dtype, offset + state_n + 5, -2.0, 2.0);
         let state = state_all
             .slice_view(offset * dtype.size_of(), state_n)
