@@ -28,8 +28,17 @@ pub const MAX_KERNEL_ARGS: usize = 32;
 pub enum KernelArg<'a> {
     /// A device buffer, bound at its view's byte offset (a pointer parameter).
     Buffer(&'a MlxBuffer),
+    /// A device buffer, like `Buffer`, that the kernel may read before it
+    /// calls `wait_previous_kernel()` (see the kernel prelude) and read or
+    /// write after. The encoder then starts the kernel while the previous
+    /// kernel on its stream still runs, when it can tell that is safe (see
+    /// [`EncoderStats::early_launches`]), so the loads of such a buffer
+    /// overlap that kernel's tail.
+    ReadEarly(&'a MlxBuffer),
     /// A value passed by value: a scalar or a `#[repr(C)]` POD struct whose
-    /// layout matches the kernel's parameter type.
+    /// layout matches the kernel's parameter type. It must not hold a device
+    /// address the kernel writes through: the encoder knows what a kernel
+    /// writes by its buffer arguments.
     Bytes(&'a [u8]),
 }
 
@@ -71,6 +80,14 @@ pub struct EncoderStats {
     pub dispatches: u64,
     pub commits: u64,
     pub syncs: u64,
+    /// Kernels started before the previous kernel on the stream finished
+    /// (programmatic dependent launch). A kernel with a
+    /// [`KernelArg::ReadEarly`] buffer is started so when the encoder has a
+    /// stream of its own, the GPU has compute capability 9.0 or newer,
+    /// per-dispatch timing is off, the last operation on the stream was a
+    /// kernel this encoder launched, and none of that kernel's buffers
+    /// overlaps a `ReadEarly` one.
+    pub early_launches: u64,
 }
 
 /// GPU (or, on the CPU, wall) time of one dispatch.
@@ -165,6 +182,41 @@ pub struct CommandEncoder {
     pending: Vec<PendingTiming>,
     spare_events: Vec<Handle<sys::CUevent>>,
     finished: Vec<DispatchTiming>,
+    /// The buffers of the last operation on the stream when it was a kernel
+    /// this encoder launched; `None` when the encoder cannot tell.
+    last_kernel: Option<Footprint>,
+}
+
+/// The device memory of one launch's buffer arguments: `(start, end,
+/// read_early)` address ranges.
+#[derive(Clone, Copy)]
+struct Footprint {
+    ranges: [(u64, u64, bool); MAX_KERNEL_ARGS],
+    len: usize,
+}
+
+impl Footprint {
+    const EMPTY: Footprint = Footprint {
+        ranges: [(0, 0, false); MAX_KERNEL_ARGS],
+        len: 0,
+    };
+
+    fn ranges(&self) -> &[(u64, u64, bool)] {
+        &self.ranges[..self.len]
+    }
+
+    fn reads_early(&self) -> bool {
+        self.ranges().iter().any(|r| r.2)
+    }
+
+    /// Whether `next` may read its early buffers while this launch runs:
+    /// none of them overlaps any buffer of this one.
+    fn allows_early_reads_of(&self, next: &Footprint) -> bool {
+        next.ranges()
+            .iter()
+            .filter(|n| n.2)
+            .all(|n| self.ranges().iter().all(|r| n.1 <= r.0 || r.1 <= n.0))
+    }
 }
 
 impl CommandEncoder {
@@ -193,6 +245,7 @@ impl CommandEncoder {
             pending: Vec::new(),
             spare_events: Vec::new(),
             finished: Vec::new(),
+            last_kernel: None,
         })
     }
 
@@ -216,12 +269,22 @@ impl CommandEncoder {
         Ok(MlxBuffer::on_storage(storage, dtype, shape))
     }
 
-    /// The context and stream of a CUDA encoder (`None` on the CPU).
-    pub(crate) fn cuda_queue(&self) -> Option<(&Arc<CudaContext>, sys::CUstream)> {
+    /// The context and stream of a CUDA encoder (`None` on the CPU). The
+    /// caller queues work there that the encoder does not see, so the
+    /// encoder forgets which kernel ran last.
+    pub(crate) fn cuda_queue(&mut self) -> Option<(&Arc<CudaContext>, sys::CUstream)> {
+        self.forget_last_kernel();
         match &self.queue {
             Queue::Cpu => None,
             Queue::Cuda { ctx, stream, .. } => Some((ctx, stream.0)),
         }
+    }
+
+    /// Makes the next kernel wait for all earlier work on the stream, for
+    /// callers that queued work, or recorded kernels that did not run, where
+    /// the encoder's record of the last kernel does not show it.
+    pub(crate) fn forget_last_kernel(&mut self) {
+        self.last_kernel = None;
     }
 
     pub(crate) fn timing_enabled(&self) -> bool {
@@ -326,7 +389,16 @@ impl CommandEncoder {
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
         let mut values = [0u64; MAX_KERNEL_ARGS];
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
-        kernel_params(name, &self.device, args, &mut values, &mut params)?;
+        let mut footprint = Footprint::EMPTY;
+        kernel_params(
+            name,
+            &self.device,
+            args,
+            &mut values,
+            &mut params,
+            &mut footprint,
+        )?;
+        let early = footprint.reads_early() && self.may_start_early(&footprint);
         ctx.bind()?;
         let timing = if self.timing_enabled {
             Some(timing_events(&mut self.spare_events, ctx)?)
@@ -336,15 +408,18 @@ impl CommandEncoder {
         if let Some((start, _)) = &timing {
             cuda::record(start.0, stream.0)?;
         }
-        cuda::launch(
+        let launched = cuda::launch(
             pipeline.function(),
             config.grid,
             config.block,
             config.shared_mem_bytes,
             stream.0,
             &mut params[..args.len()],
-        )
-        .map_err(|e| MlxError::cuda("dispatch", format!("kernel '{name}': {e}")))?;
+            early,
+        );
+        self.last_kernel = launched.is_ok().then_some(footprint);
+        launched.map_err(|e| MlxError::cuda("dispatch", format!("kernel '{name}': {e}")))?;
+        self.stats.early_launches += early as u64;
         if let Some((start, end)) = timing {
             cuda::record(end.0, stream.0)?;
             let label = self
@@ -355,6 +430,26 @@ impl CommandEncoder {
         }
         self.stats.dispatches += 1;
         Ok(())
+    }
+
+    /// Whether a kernel with `next`'s buffers may start before the previous
+    /// kernel on the stream finishes (see [`EncoderStats::early_launches`]).
+    /// The device's shared stream also carries other encoders' kernels,
+    /// which this encoder does not see; per-dispatch timing puts events
+    /// between kernels.
+    fn may_start_early(&self, next: &Footprint) -> bool {
+        let Queue::Cuda {
+            ctx, owned: true, ..
+        } = &self.queue
+        else {
+            return false;
+        };
+        ctx.props.compute_capability.0 >= 9
+            && !self.timing_enabled
+            && self
+                .last_kernel
+                .as_ref()
+                .is_some_and(|last| last.allows_early_reads_of(next))
     }
 
     /// The driver's launch plus argument marshalling, with none of
@@ -376,22 +471,27 @@ impl CommandEncoder {
         };
         let mut values = [0u64; MAX_KERNEL_ARGS];
         let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
+        let mut footprint = Footprint::EMPTY;
         kernel_params(
             pipeline.name(),
             &self.device,
             args,
             &mut values,
             &mut params,
+            &mut footprint,
         )?;
         let n = args.len();
-        cuda::launch(
+        let launched = cuda::launch(
             pipeline.function(),
             config.grid,
             config.block,
             config.shared_mem_bytes,
             stream.0,
             &mut params[..n],
-        )
+            false,
+        );
+        self.last_kernel = launched.is_ok().then_some(footprint);
+        launched
     }
 
     /// Copies `src` to `dst` (same byte length, same device) in stream order.
@@ -426,6 +526,7 @@ impl CommandEncoder {
                 };
                 let (sp, dp) = (s.device_ptr().unwrap_or(0), d.device_ptr().unwrap_or(0));
                 ctx.bind()?;
+                enc.last_kernel = None;
                 ctx.copy_async(dp, sp, s.byte_len(), stream.0)?;
                 enc.stats.dispatches += 1;
                 Ok(())
@@ -502,6 +603,8 @@ impl CommandEncoder {
             (_, None) => Ok(()),
             (Queue::Cuda { ctx, stream, .. }, Some(e)) if Arc::ptr_eq(ctx, &e.ctx) => {
                 ctx.bind()?;
+                // The event's work may have written what a kernel reads early.
+                self.last_kernel = None;
                 cuda::stream_wait(stream.0, e.event.0)
             }
             _ => Err(MlxError::DeviceMismatch {
@@ -513,13 +616,15 @@ impl CommandEncoder {
 }
 
 /// Points `params[i]` at argument i's value, as `cuLaunchKernel` wants:
-/// a buffer's device address (stored in `values[i]`) or a by-value POD.
+/// a buffer's device address (stored in `values[i]`) or a by-value POD;
+/// adds each buffer's address range to `footprint`.
 fn kernel_params(
     name: &str,
     device: &MlxDevice,
     args: &[KernelArg],
     values: &mut [u64; MAX_KERNEL_ARGS],
     params: &mut [*mut c_void; MAX_KERNEL_ARGS],
+    footprint: &mut Footprint,
 ) -> Result<()> {
     if args.len() > MAX_KERNEL_ARGS {
         return Err(MlxError::invalid(
@@ -531,8 +636,8 @@ fn kernel_params(
         ));
     }
     for (i, arg) in args.iter().enumerate() {
-        params[i] = match arg {
-            KernelArg::Buffer(b) => {
+        params[i] = match *arg {
+            KernelArg::Buffer(b) | KernelArg::ReadEarly(b) => {
                 values[i] = b
                     .device_ptr()
                     .filter(|_| b.device().same_device(device))
@@ -543,6 +648,10 @@ fn kernel_params(
                             b.device()
                         ),
                     })?;
+                let early = matches!(arg, KernelArg::ReadEarly(_));
+                footprint.ranges[footprint.len] =
+                    (values[i], values[i] + b.byte_len() as u64, early);
+                footprint.len += 1;
                 (&mut values[i]) as *mut u64 as *mut c_void
             }
             KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
@@ -598,7 +707,7 @@ fn check_launch(pipeline: &Pipeline, c: &LaunchConfig, args: &[KernelArg]) -> Re
     }
     for (i, (arg, &size)) in args.iter().zip(sizes).enumerate() {
         let given = match arg {
-            KernelArg::Buffer(_) => 8,
+            KernelArg::Buffer(_) | KernelArg::ReadEarly(_) => 8,
             KernelArg::Bytes(b) => b.len(),
         };
         if given != size {

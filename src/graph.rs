@@ -95,6 +95,8 @@ impl GraphExecutor {
                 let ctx = ctx.clone();
                 let recording = ctx.begin_capture(stream)?;
                 let recorded = record(enc);
+                // Its kernels were recorded, not run.
+                enc.forget_last_kernel();
                 // End the recording whatever happened, so the stream is usable.
                 let graph = match (recorded, recording.end()) {
                     (Ok(()), Ok(graph)) => graph,

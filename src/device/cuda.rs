@@ -487,7 +487,9 @@ pub(crate) fn event_sync(event: sys::CUevent) -> Result<()> {
 }
 
 /// Launches `f`. `params` holds one pointer per kernel parameter, each to
-/// the parameter's value, in declaration order.
+/// the parameter's value, in declaration order. `early` lets the kernel
+/// start before the previous kernel on the stream has finished
+/// (programmatic stream serialization; compute capability 9.0 and newer).
 pub(crate) fn launch(
     f: sys::CUfunction,
     grid: (u32, u32, u32),
@@ -495,11 +497,39 @@ pub(crate) fn launch(
     shared_mem: u32,
     stream: sys::CUstream,
     params: &mut [*mut c_void],
+    early: bool,
 ) -> Result<()> {
-    // SAFETY: the launcher validated the parameter list against the
-    // kernel's documented signature and that every buffer is live and on
-    // this device; the driver copies parameter values before returning.
-    unsafe { cu::launch_kernel(f, grid, block, shared_mem, stream, params) }.map_err(err("launch"))
+    if !early {
+        // SAFETY: the launcher validated the parameter list against the
+        // kernel's documented signature and that every buffer is live and
+        // on this device; the driver copies parameter values before
+        // returning.
+        return unsafe { cu::launch_kernel(f, grid, block, shared_mem, stream, params) }
+            .map_err(err("launch"));
+    }
+    let mut attribute = sys::CUlaunchAttribute {
+        id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+        pad: [0; 4],
+        value: sys::CUlaunchAttributeValue {
+            programmaticStreamSerializationAllowed: 1,
+        },
+    };
+    let config = sys::CUlaunchConfig {
+        gridDimX: grid.0,
+        gridDimY: grid.1,
+        gridDimZ: grid.2,
+        blockDimX: block.0,
+        blockDimY: block.1,
+        blockDimZ: block.2,
+        sharedMemBytes: shared_mem,
+        hStream: stream,
+        attrs: &mut attribute,
+        numAttrs: 1,
+    };
+    // SAFETY: as above; `config` and its attribute outlive the call.
+    unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
+        .result()
+        .map_err(err("launch"))
 }
 
 impl CudaContext {

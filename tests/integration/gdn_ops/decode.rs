@@ -2,7 +2,7 @@
 //! followed by decode against one longer prefill.
 
 use mlx_native::ops::gdn::{gated_delta_net_decode, GdnDecodeParams};
-use mlx_native::{DType, MlxDevice};
+use mlx_native::{CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxDevice};
 
 use super::common::{check, round_to, run_prefill, run_recurrent, state_shape, tolerance, upload};
 use crate::gdn_reference::common::{Case, CaseData};
@@ -11,6 +11,7 @@ use crate::harness::{float_buffer, poisoned, read_f32};
 backend_tests! {
     decode_matches_recurrence => decode_matches_recurrence,
     prefill_then_decode_equals_longer_prefill => prefill_then_decode_equals_longer_prefill,
+    decode_steps_start_early_only_on_another_state => decode_steps_start_early_only_on_another_state,
 }
 
 /// Runs decode on `case` (its tokens are the new ones); returns (o, state).
@@ -166,5 +167,147 @@ fn prefill_then_decode_equals_longer_prefill(dev: &MlxDevice) {
             &long.final_state,
             2.0 * tol_s,
         );
+    }
+}
+
+/// Decode steps of two sequences queued back to back, as (sequence, token):
+/// a step on the other sequence's state may start before the previous step
+/// finishes (it reads its state early), a step on the state the previous
+/// step wrote must not, and neither may the step after a copy.
+const STEPS: [(usize, usize); 6] = [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (0, 2)];
+/// The steps of `STEPS` that may start early; a copy comes before the last.
+const EARLY_STEPS: u64 = 3;
+
+/// The buffers of one run of `STEPS`: per-step inputs and outputs, the two
+/// states, and the copy's destination.
+#[derive(Clone)]
+struct StepBuffers {
+    inputs: Vec<(MlxBuffer, MlxBuffer, MlxBuffer, MlxBuffer, MlxBuffer)>,
+    states: Vec<MlxBuffer>,
+    outs: Vec<MlxBuffer>,
+    spare: MlxBuffer,
+}
+
+fn queue_steps(enc: &mut CommandEncoder, b: &StepBuffers) -> mlx_native::Result<()> {
+    let params = GdnDecodeParams {
+        scale: None,
+        l2_normalize_qk: true,
+    };
+    for (i, (&(seq, _), (q, k, v, g, beta))) in STEPS.iter().zip(&b.inputs).enumerate() {
+        if i == STEPS.len() - 1 {
+            enc.copy_buffer(&b.outs[0], &b.spare)?;
+        }
+        gated_delta_net_decode(enc, q, k, v, g, beta, &b.states[seq], &b.outs[i], &params)?;
+    }
+    Ok(())
+}
+
+fn decode_steps_start_early_only_on_another_state(dev: &MlxDevice) {
+    let (hk, hv, kd, vd, tokens) = (2, 4, 128, 128, 3);
+    let early_capable = dev
+        .cuda_properties()
+        .is_some_and(|p| p.compute_capability.0 >= 9);
+    for dtype in [DType::F32, DType::BF16] {
+        let cases: Vec<Case> = (0..2)
+            .map(|i| Case {
+                l2_norm: true,
+                initial_state: true,
+                seed: 900 + i,
+                ..Case::new(1, tokens, (hk, hv), (kd, vd))
+            })
+            .collect();
+        let data: Vec<CaseData> = cases
+            .iter()
+            .map(|c| {
+                let mut d = c.data();
+                round_to(&mut d, dtype);
+                d
+            })
+            .collect();
+        let reference: Vec<_> = cases
+            .iter()
+            .zip(&data)
+            .map(|(c, d)| run_recurrent(c, d))
+            .collect();
+        // One token of a sequence, uploaded for one decode call.
+        let token = |&(seq, t): &(usize, usize)| {
+            let d = &data[seq];
+            let at = |x: &[f32], width: usize| x[t * width..(t + 1) * width].to_vec();
+            let piece = CaseData {
+                q: at(&d.q, hk * kd),
+                k: at(&d.k, hk * kd),
+                v: at(&d.v, hv * vd),
+                g: at(&d.g, hv),
+                beta: at(&d.beta, hv),
+                initial_state: None,
+            };
+            let x = upload(dev, &Case::new(1, 1, (hk, hv), (kd, vd)), &piece, dtype);
+            (x.q, x.k, x.v, x.g, x.beta)
+        };
+        let inputs: Vec<_> = STEPS.iter().map(token).collect();
+        let fresh = || StepBuffers {
+            inputs: inputs.clone(),
+            states: cases
+                .iter()
+                .zip(&data)
+                .map(|(c, d)| {
+                    let s = d.initial_state.as_ref().unwrap();
+                    float_buffer(dev, s, DType::F32, &state_shape(c))
+                })
+                .collect(),
+            outs: STEPS
+                .iter()
+                .map(|_| poisoned(dev, dtype, &[1, 1, hv, vd]))
+                .collect(),
+            spare: poisoned(dev, dtype, &[1, 1, hv, vd]),
+        };
+        // (how the steps are queued, whether they may start early)
+        for (how, early) in [
+            ("own stream", early_capable),
+            ("own stream, timed", false),
+            ("shared stream", false),
+            ("graph", early_capable),
+        ] {
+            let b = fresh();
+            let mut enc = match how {
+                "shared stream" => dev.command_encoder().unwrap(),
+                _ => dev.command_encoder_on_new_stream().unwrap(),
+            };
+            enc.enable_timing(how.ends_with("timed"));
+            if how == "graph" {
+                let recorded = b.clone();
+                let mut graph =
+                    GraphExecutor::capture(&mut enc, move |e| queue_steps(e, &recorded)).unwrap();
+                graph.replay(&mut enc).unwrap();
+            } else {
+                queue_steps(&mut enc, &b).unwrap();
+            }
+            enc.commit_and_wait().unwrap();
+            let what = format!("back-to-back decode {dtype}, {how}");
+            assert_eq!(
+                enc.stats().early_launches,
+                if early { EARLY_STEPS } else { 0 },
+                "{what}: steps started early"
+            );
+            let tol_o = if dtype == DType::BF16 { 4e-3 } else { 1e-5 };
+            let width = hv * vd;
+            for (i, &(seq, t)) in STEPS.iter().enumerate() {
+                let want = &reference[seq].o[t * width..(t + 1) * width];
+                check(
+                    &format!("{what} step {i} o"),
+                    &read_f32(&b.outs[i]),
+                    want,
+                    tol_o,
+                );
+            }
+            for (seq, state) in b.states.iter().enumerate() {
+                check(
+                    &format!("{what} state {seq}"),
+                    &read_f32(state),
+                    &reference[seq].final_state,
+                    1e-5,
+                );
+            }
+        }
     }
 }

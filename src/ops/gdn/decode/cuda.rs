@@ -84,7 +84,7 @@ pub(super) fn decode(
             KernelArg::Buffer(t.v),
             KernelArg::Buffer(t.g),
             KernelArg::Buffer(t.beta),
-            KernelArg::Buffer(state),
+            KernelArg::ReadEarly(state),
             KernelArg::Buffer(t.o),
             KernelArg::pod(&dims),
         ],

@@ -3,6 +3,9 @@
 // (S_v ← e^g S_v; δ_v = β(v_v − S_v·k); S_v += δ_v k; o_v = scale·S_v·q), so a
 // warp owns GDN_DECODE_ROWS rows, each lane K/32 consecutive columns of them,
 // kept in registers across the tokens: the state is read and written once.
+// The state's loads start before the previous kernel on the stream is done
+// (see wait_previous_kernel in the prelude), which hides their latency behind
+// that kernel's tail: a decode step is mostly latency.
 #include "mlxn_prelude.cuh"
 
 #define GDN_DECODE_ROWS 4
@@ -64,6 +67,10 @@ __device__ void gdn_decode(const T* __restrict__ q, const T* __restrict__ k, con
     float s[GDN_DECODE_ROWS][E];
 #pragma unroll
     for (int r = 0; r < GDN_DECODE_ROWS; ++r) gdn_load_f32<E>(s[r], s_rows + (u64)r * K);
+    // Only the state (ReadEarly in the launcher) is read before this point:
+    // the previous kernel may be producing this step's q, k, v, g and β.
+    wait_previous_kernel();
+    release_next_kernel();
 
     for (int tau = 0; tau < d.num_tokens; ++tau) {
         const u64 tok = (u64)b * d.num_tokens + tau;
