@@ -521,12 +521,12 @@ impl CommandEncoder {
             op,
             || d.cpu_copy_from(&s),
             |enc| {
+                enc.forget_last_kernel();
                 let Queue::Cuda { ctx, stream, .. } = &enc.queue else {
                     return Ok(());
                 };
                 let (sp, dp) = (s.device_ptr().unwrap_or(0), d.device_ptr().unwrap_or(0));
                 ctx.bind()?;
-                enc.last_kernel = None;
                 ctx.copy_async(dp, sp, s.byte_len(), stream.0)?;
                 enc.stats.dispatches += 1;
                 Ok(())
@@ -599,12 +599,12 @@ impl CommandEncoder {
 
     /// Makes the work encoded after this call wait for `event`.
     pub fn wait_event(&mut self, event: &MlxEvent) -> Result<()> {
+        // The event's work may have written what a kernel reads early.
+        self.forget_last_kernel();
         match (&self.queue, &event.cuda) {
             (_, None) => Ok(()),
             (Queue::Cuda { ctx, stream, .. }, Some(e)) if Arc::ptr_eq(ctx, &e.ctx) => {
                 ctx.bind()?;
-                // The event's work may have written what a kernel reads early.
-                self.last_kernel = None;
                 cuda::stream_wait(stream.0, e.event.0)
             }
             _ => Err(MlxError::DeviceMismatch {
