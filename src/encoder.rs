@@ -387,17 +387,9 @@ impl CommandEncoder {
         }
         check_launch(pipeline, &config, args)?;
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
-        let mut values = [0u64; MAX_KERNEL_ARGS];
-        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
-        let mut footprint = Footprint::EMPTY;
-        kernel_params(
-            name,
-            &self.device,
-            args,
-            &mut values,
-            &mut params,
-            &mut footprint,
-        )?;
+        let mut marshalled = Marshalled::new(name, &self.device, args)?;
+        let mut params = marshalled.params(args);
+        let footprint = marshalled.footprint;
         let early = footprint.reads_early() && self.may_start_early(&footprint);
         ctx.bind()?;
         let timing = if self.timing_enabled {
@@ -469,17 +461,8 @@ impl CommandEncoder {
                 "the CPU device runs no CUDA kernels",
             ));
         };
-        let mut values = [0u64; MAX_KERNEL_ARGS];
-        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
-        let mut footprint = Footprint::EMPTY;
-        kernel_params(
-            pipeline.name(),
-            &self.device,
-            args,
-            &mut values,
-            &mut params,
-            &mut footprint,
-        )?;
+        let mut marshalled = Marshalled::new(pipeline.name(), &self.device, args)?;
+        let mut params = marshalled.params(args);
         let n = args.len();
         let launched = cuda::launch(
             pipeline.function(),
@@ -490,7 +473,7 @@ impl CommandEncoder {
             &mut params[..n],
             false,
         );
-        self.last_kernel = launched.is_ok().then_some(footprint);
+        self.last_kernel = launched.is_ok().then_some(marshalled.footprint);
         launched
     }
 
@@ -615,49 +598,66 @@ impl CommandEncoder {
     }
 }
 
-/// Points `params[i]` at argument i's value, as `cuLaunchKernel` wants:
-/// a buffer's device address (stored in `values[i]`) or a by-value POD;
-/// adds each buffer's address range to `footprint`.
-fn kernel_params(
-    name: &str,
-    device: &MlxDevice,
-    args: &[KernelArg],
-    values: &mut [u64; MAX_KERNEL_ARGS],
-    params: &mut [*mut c_void; MAX_KERNEL_ARGS],
-    footprint: &mut Footprint,
-) -> Result<()> {
-    if args.len() > MAX_KERNEL_ARGS {
-        return Err(MlxError::invalid(
-            "dispatch",
-            format!(
-                "kernel '{name}': {} arguments, at most {MAX_KERNEL_ARGS}",
-                args.len()
-            ),
-        ));
-    }
-    for (i, arg) in args.iter().enumerate() {
-        params[i] = match *arg {
-            KernelArg::Buffer(b) | KernelArg::ReadEarly(b) => {
-                values[i] = b
-                    .device_ptr()
-                    .filter(|_| b.device().same_device(device))
-                    .ok_or_else(|| MlxError::DeviceMismatch {
-                        op: "dispatch",
-                        msg: format!(
-                            "kernel '{name}' argument {i} is a buffer on {:?}",
-                            b.device()
-                        ),
-                    })?;
-                let early = matches!(arg, KernelArg::ReadEarly(_));
-                footprint.ranges[footprint.len] =
-                    (values[i], values[i] + b.byte_len() as u64, early);
-                footprint.len += 1;
-                (&mut values[i]) as *mut u64 as *mut c_void
-            }
-            KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
+/// A launch's arguments as the driver takes them: each buffer's device
+/// address, and the address ranges the buffers cover.
+struct Marshalled {
+    addresses: [u64; MAX_KERNEL_ARGS],
+    footprint: Footprint,
+}
+
+impl Marshalled {
+    /// Checks the argument count and that every buffer is on `device`.
+    fn new(name: &str, device: &MlxDevice, args: &[KernelArg]) -> Result<Marshalled> {
+        if args.len() > MAX_KERNEL_ARGS {
+            return Err(MlxError::invalid(
+                "dispatch",
+                format!(
+                    "kernel '{name}': {} arguments, at most {MAX_KERNEL_ARGS}",
+                    args.len()
+                ),
+            ));
+        }
+        let mut m = Marshalled {
+            addresses: [0; MAX_KERNEL_ARGS],
+            footprint: Footprint::EMPTY,
         };
+        for (i, arg) in args.iter().enumerate() {
+            let (KernelArg::Buffer(b) | KernelArg::ReadEarly(b)) = *arg else {
+                continue;
+            };
+            let address = b
+                .device_ptr()
+                .filter(|_| b.device().same_device(device))
+                .ok_or_else(|| MlxError::DeviceMismatch {
+                    op: "dispatch",
+                    msg: format!(
+                        "kernel '{name}' argument {i} is a buffer on {:?}",
+                        b.device()
+                    ),
+                })?;
+            m.addresses[i] = address;
+            let f = &mut m.footprint;
+            let early = matches!(arg, KernelArg::ReadEarly(_));
+            f.ranges[f.len] = (address, address + b.byte_len() as u64, early);
+            f.len += 1;
+        }
+        Ok(m)
     }
-    Ok(())
+
+    /// Points entry i at argument i's value, as `cuLaunchKernel` wants: a
+    /// buffer's address held here, or a by-value POD.
+    fn params(&mut self, args: &[KernelArg]) -> [*mut c_void; MAX_KERNEL_ARGS] {
+        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
+        for (i, arg) in args.iter().enumerate() {
+            params[i] = match arg {
+                KernelArg::Buffer(_) | KernelArg::ReadEarly(_) => {
+                    (&mut self.addresses[i]) as *mut u64 as *mut c_void
+                }
+                KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
+            };
+        }
+        params
+    }
 }
 
 fn timing_events(

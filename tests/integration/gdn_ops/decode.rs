@@ -1,6 +1,8 @@
 //! `gated_delta_net_decode` against the f64 recurrence, and prefill
 //! followed by decode against one longer prefill.
 
+use std::ops::Range;
+
 use mlx_native::ops::gdn::{gated_delta_net_decode, GdnDecodeParams};
 use mlx_native::{CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxDevice};
 
@@ -50,6 +52,36 @@ fn run_decode(dev: &MlxDevice, case: &Case, data: &CaseData, dtype: DType) -> (V
     .unwrap();
     enc.commit_and_wait().unwrap();
     (read_f32(&o), read_f32(&state))
+}
+
+/// Tokens `range` of every batch row of `case`'s data, with `state` as the
+/// initial state.
+fn tokens_of(
+    case: &Case,
+    data: &CaseData,
+    range: Range<usize>,
+    state: Option<Vec<f32>>,
+) -> CaseData {
+    let rows = |x: &[f32], width: usize| -> Vec<f32> {
+        (0..case.batch)
+            .flat_map(|r| {
+                let row = r * case.seq_len;
+                x[(row + range.start) * width..(row + range.end) * width].to_vec()
+            })
+            .collect()
+    };
+    let (qk, v) = (
+        case.key_heads * case.key_dim,
+        case.value_heads * case.value_dim,
+    );
+    CaseData {
+        q: rows(&data.q, qk),
+        k: rows(&data.k, qk),
+        v: rows(&data.v, v),
+        g: rows(&data.g, case.value_heads),
+        beta: rows(&data.beta, case.value_heads),
+        initial_state: state,
+    }
 }
 
 /// One and a few tokens, every K and V, group ratios 1–3, batch up to 5.
@@ -110,33 +142,20 @@ fn prefill_then_decode_equals_longer_prefill(dev: &MlxDevice) {
         let reference = run_recurrent(&whole, &data);
         let long = run_prefill(dev, &whole, &data, dtype, true, None);
 
-        // Slices tokens [from, to) of every batch row.
+        // Tokens [from, to) of every batch row, as a case of their own.
         let part = |from: usize, to: usize, state: Option<Vec<f32>>| {
-            let rows = |x: &[f32], width: usize| -> Vec<f32> {
-                (0..b)
-                    .flat_map(|r| x[(r * total + from) * width..(r * total + to) * width].to_vec())
-                    .collect()
-            };
             let case = Case {
                 l2_norm: true,
                 initial_state: true,
                 ..Case::new(b, to - from, (hk, hv), (kd, vd))
             };
-            let piece = CaseData {
-                q: rows(&data.q, hk * kd),
-                k: rows(&data.k, hk * kd),
-                v: rows(&data.v, hv * vd),
-                g: rows(&data.g, hv),
-                beta: rows(&data.beta, hv),
-                initial_state: state,
-            };
-            (case, piece)
+            (tokens_of(&whole, &data, from..to, state), case)
         };
-        let (head_case, head_data) = part(0, t1, data.initial_state.clone());
+        let (head_data, head_case) = part(0, t1, data.initial_state.clone());
         let head = run_prefill(dev, &head_case, &head_data, dtype, false, None);
-        let (step1_case, step1_data) = part(t1, t1 + 1, Some(head.final_state.clone()));
+        let (step1_data, step1_case) = part(t1, t1 + 1, Some(head.final_state.clone()));
         let (o1, state1) = run_decode(dev, &step1_case, &step1_data, dtype);
-        let (step2_case, step2_data) = part(t1 + 1, total, Some(state1));
+        let (step2_data, step2_case) = part(t1 + 1, total, Some(state1));
         let (o2, state2) = run_decode(dev, &step2_case, &step2_data, dtype);
 
         // Reassemble o in [B, T, H_v, V] order.
@@ -231,16 +250,7 @@ fn decode_steps_start_early_only_on_another_state(dev: &MlxDevice) {
             .collect();
         // One token of a sequence, uploaded for one decode call.
         let token = |&(seq, t): &(usize, usize)| {
-            let d = &data[seq];
-            let at = |x: &[f32], width: usize| x[t * width..(t + 1) * width].to_vec();
-            let piece = CaseData {
-                q: at(&d.q, hk * kd),
-                k: at(&d.k, hk * kd),
-                v: at(&d.v, hv * vd),
-                g: at(&d.g, hv),
-                beta: at(&d.beta, hv),
-                initial_state: None,
-            };
+            let piece = tokens_of(&cases[seq], &data[seq], t..t + 1, None);
             let x = upload(dev, &Case::new(1, 1, (hk, hv), (kd, vd)), &piece, dtype);
             (x.q, x.k, x.v, x.g, x.beta)
         };
