@@ -132,6 +132,7 @@ impl CudaContext {
 
     pub fn alloc(&self, bytes: usize) -> Result<u64> {
         self.bind()?;
+        let bytes = whole_granules(bytes);
         // SAFETY: plain device allocation of `bytes` > 0 bytes.
         let mut ptr = unsafe { cu::malloc_sync(bytes) };
         if ptr.is_err() {
@@ -153,6 +154,7 @@ impl CudaContext {
     /// after this call (and by no other stream), until [`Self::free_async`].
     pub fn alloc_async(&self, bytes: usize, stream: sys::CUstream) -> Result<u64> {
         self.bind()?;
+        let bytes = whole_granules(bytes);
         // SAFETY: a live stream of this context; the memory is only used on it.
         unsafe { cu::malloc_async(stream, bytes) }.map_err(|e| {
             MlxError::cuda(
@@ -484,6 +486,15 @@ pub(crate) fn stream_sync(stream: sys::CUstream) -> Result<()> {
 pub(crate) fn event_sync(event: sys::CUevent) -> Result<()> {
     // SAFETY: the event is live.
     unsafe { cu::event::synchronize(event) }.map_err(err("event synchronize"))
+}
+
+/// `bytes` rounded up to whole 16-byte granules. Kernels copy 16-byte
+/// aligned granules, among them the one that holds a tensor's last byte;
+/// allocating whole granules keeps that copy inside the allocation (device
+/// allocations start 256-byte aligned), so it is in bounds for the hardware
+/// and for compute-sanitizer alike.
+fn whole_granules(bytes: usize) -> usize {
+    bytes.next_multiple_of(16)
 }
 
 /// Launches `f`. `params` holds one pointer per kernel parameter, each to

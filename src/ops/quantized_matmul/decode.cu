@@ -27,8 +27,9 @@
 // as long as A and B agree, so each type picks the chunk shape its bit
 // layout makes cheap.
 //
-// Reading a 16-byte granule that holds at least one byte of the tensor
-// never faults (memory is mapped in pages); bytes outside the tensor are
+// A 16-byte granule that holds at least one byte of the tensor lies inside
+// its allocation (allocations are whole granules: `whole_granules` in
+// device/cuda.rs), so reading it is in bounds; bytes outside the tensor are
 // never used.
 
 #include "mlxn_prelude.cuh"

@@ -35,8 +35,9 @@
 // CTA's row sums fit. When k exceeds what shared memory holds (`QV_XCAP`
 // elements), the CTA walks k in phases, x of each phase quantized in turn.
 //
-// Reading a 16-byte granule that holds at least one byte of the tensor
-// never faults (memory is mapped in pages); bytes outside it are not used.
+// A 16-byte granule that holds at least one byte of the tensor lies inside
+// its allocation (allocations are whole granules: `whole_granules` in
+// device/cuda.rs), so reading it is in bounds; bytes outside it are not used.
 
 #include "mlxn_prelude.cuh"
 
