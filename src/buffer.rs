@@ -7,6 +7,7 @@
 //! and waits for queued work; on the CPU it is host memory behind a
 //! reader-writer lock, which also lends borrowed slices.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
@@ -33,8 +34,15 @@ pub(crate) enum Memory {
     Cuda {
         ptr: u64,
         ctx: Arc<CudaContext>,
-        ordered_on: Option<Handle<sys::CUstream>>,
+        ordered_on: Option<StreamOrder>,
     },
+}
+
+/// The stream that scratch is allocated and freed on, and the flag its
+/// encoder reads to learn that the free was queued (work it did not queue).
+pub(crate) struct StreamOrder {
+    stream: Handle<sys::CUstream>,
+    unseen_work: Arc<AtomicBool>,
 }
 
 /// One allocation on one device.
@@ -87,20 +95,26 @@ impl Storage {
     /// else, freed in stream order when dropped: neither allocating nor
     /// freeing waits for the GPU, and both may be recorded into a graph.
     /// It must be dropped while `stream` lives (see `CommandEncoder::scratch`).
+    /// Allocating and freeing each set `unseen_work`.
     pub fn scratch(
         ctx: &Arc<CudaContext>,
         device: &MlxDevice,
         bytes: usize,
         stream: Handle<sys::CUstream>,
+        unseen_work: Arc<AtomicBool>,
     ) -> Result<Arc<Storage>> {
         let ptr = ctx.alloc_async(bytes, stream.0)?;
+        unseen_work.store(true, Ordering::Release);
         Ok(Arc::new(Storage {
             device: device.clone(),
             bytes,
             memory: Memory::Cuda {
                 ptr,
                 ctx: ctx.clone(),
-                ordered_on: Some(stream),
+                ordered_on: Some(StreamOrder {
+                    stream,
+                    unseen_work,
+                }),
             },
         }))
     }
@@ -112,8 +126,11 @@ impl Drop for Storage {
             Memory::Cuda {
                 ptr,
                 ctx,
-                ordered_on: Some(stream),
-            } => ctx.free_async(*ptr, stream.0),
+                ordered_on: Some(order),
+            } => {
+                ctx.free_async(*ptr, order.stream.0);
+                order.unseen_work.store(true, Ordering::Release);
+            }
             Memory::Cuda { ptr, ctx, .. } => ctx.free(*ptr),
             Memory::Cpu(_) => {}
         }

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +21,13 @@ use crate::device::{BackendKind, CudaContext};
 use crate::kernels::Pipeline;
 use crate::{DType, MlxDevice, MlxError, Result};
 
+mod early_start;
+use early_start::{Footprint, RecentKernels};
+
+/// The oldest driver (CUDA 12.3) early starts are used with, recorded into
+/// graphs included.
+const EARLY_START_DRIVER: i32 = 12030;
+
 /// Most parameters a kernel launch may take.
 pub const MAX_KERNEL_ARGS: usize = 32;
 
@@ -30,10 +38,13 @@ pub enum KernelArg<'a> {
     Buffer(&'a MlxBuffer),
     /// A device buffer, like `Buffer`, that the kernel may read before it
     /// calls `wait_previous_kernel()` (see the kernel prelude) and read or
-    /// write after. The encoder then starts the kernel while the previous
-    /// kernel on its stream still runs, when it can tell that is safe (see
+    /// write after. The encoder may then start the kernel while the
+    /// previous kernel on its stream still runs (see
     /// [`EncoderStats::early_launches`]), so the loads of such a buffer
-    /// overlap that kernel's tail.
+    /// overlap that kernel's tail. The kernel's contract: every thread calls
+    /// `wait_previous_kernel()` before it touches any memory other than its
+    /// `ReadEarly` buffers, and `release_next_kernel()`, if at all, only
+    /// after that wait. A kernel that breaks it races with its predecessor.
     ReadEarly(&'a MlxBuffer),
     /// A value passed by value: a scalar or a `#[repr(C)]` POD struct whose
     /// layout matches the kernel's parameter type. It must not hold a device
@@ -80,13 +91,16 @@ pub struct EncoderStats {
     pub dispatches: u64,
     pub commits: u64,
     pub syncs: u64,
-    /// Kernels started before the previous kernel on the stream finished
-    /// (programmatic dependent launch). A kernel with a
-    /// [`KernelArg::ReadEarly`] buffer is started so when the encoder has a
-    /// stream of its own, the GPU has compute capability 9.0 or newer,
-    /// per-dispatch timing is off, the last operation on the stream was a
-    /// kernel this encoder launched, and none of that kernel's buffers
-    /// overlaps a `ReadEarly` one.
+    /// Kernels launched so that they may start before the previous kernel on
+    /// the stream has finished (programmatic dependent launch), counted at
+    /// launch (for a graph, once, at capture). A kernel with a
+    /// [`KernelArg::ReadEarly`] buffer is launched so when the encoder has a
+    /// stream of its own, the GPU has compute capability 9.0 or newer and a
+    /// CUDA 12.3 or newer driver, per-dispatch timing is off, only this
+    /// encoder's kernels were queued on the stream since the last two it
+    /// launched, and no `ReadEarly` buffer overlaps a buffer of the last
+    /// kernel, or of the one before it when the last one was itself
+    /// launched early.
     pub early_launches: u64,
 }
 
@@ -182,41 +196,8 @@ pub struct CommandEncoder {
     pending: Vec<PendingTiming>,
     spare_events: Vec<Handle<sys::CUevent>>,
     finished: Vec<DispatchTiming>,
-    /// The buffers of the last operation on the stream when it was a kernel
-    /// this encoder launched; `None` when the encoder cannot tell.
-    last_kernel: Option<Footprint>,
-}
-
-/// The device memory of one launch's buffer arguments: `(start, end,
-/// read_early)` address ranges.
-#[derive(Clone, Copy)]
-struct Footprint {
-    ranges: [(u64, u64, bool); MAX_KERNEL_ARGS],
-    len: usize,
-}
-
-impl Footprint {
-    const EMPTY: Footprint = Footprint {
-        ranges: [(0, 0, false); MAX_KERNEL_ARGS],
-        len: 0,
-    };
-
-    fn ranges(&self) -> &[(u64, u64, bool)] {
-        &self.ranges[..self.len]
-    }
-
-    fn reads_early(&self) -> bool {
-        self.ranges().iter().any(|r| r.2)
-    }
-
-    /// Whether `next` may read its early buffers while this launch runs:
-    /// none of them overlaps any buffer of this one.
-    fn allows_early_reads_of(&self, next: &Footprint) -> bool {
-        next.ranges()
-            .iter()
-            .filter(|n| n.2)
-            .all(|n| self.ranges().iter().all(|r| n.1 <= r.0 || r.1 <= n.0))
-    }
+    /// The last kernels queued on the stream, for starting one early.
+    recent: RecentKernels,
 }
 
 impl CommandEncoder {
@@ -245,7 +226,7 @@ impl CommandEncoder {
             pending: Vec::new(),
             spare_events: Vec::new(),
             finished: Vec::new(),
-            last_kernel: None,
+            recent: RecentKernels::new(),
         })
     }
 
@@ -263,28 +244,29 @@ impl CommandEncoder {
         let storage = match &self.queue {
             Queue::Cpu => Storage::new(&self.device, n * dtype.size_of(), false)?,
             Queue::Cuda { ctx, stream, .. } => {
-                Storage::scratch(ctx, &self.device, n * dtype.size_of(), *stream)?
+                let unseen = self.recent.unseen_work().clone();
+                Storage::scratch(ctx, &self.device, n * dtype.size_of(), *stream, unseen)?
             }
         };
         Ok(MlxBuffer::on_storage(storage, dtype, shape))
     }
 
     /// The context and stream of a CUDA encoder (`None` on the CPU). The
-    /// caller queues work there that the encoder does not see, so the
-    /// encoder forgets which kernel ran last.
+    /// caller queues work there that the encoder does not see (before the
+    /// encoder's next dispatch), so the encoder forgets its recent kernels.
     pub(crate) fn cuda_queue(&mut self) -> Option<(&Arc<CudaContext>, sys::CUstream)> {
-        self.forget_last_kernel();
+        self.forget_recent_kernels();
         match &self.queue {
             Queue::Cpu => None,
             Queue::Cuda { ctx, stream, .. } => Some((ctx, stream.0)),
         }
     }
 
-    /// Makes the next kernel wait for all earlier work on the stream, for
-    /// callers that queued work, or recorded kernels that did not run, where
-    /// the encoder's record of the last kernel does not show it.
-    pub(crate) fn forget_last_kernel(&mut self) {
-        self.last_kernel = None;
+    /// Makes the next kernel wait for all earlier work on the stream: for
+    /// work queued that the encoder's record of its recent kernels does not
+    /// show, or kernels recorded into a graph rather than run.
+    pub(crate) fn forget_recent_kernels(&mut self) {
+        self.recent.forget();
     }
 
     pub(crate) fn timing_enabled(&self) -> bool {
@@ -372,7 +354,7 @@ impl CommandEncoder {
         config: LaunchConfig,
         args: &[KernelArg],
     ) -> Result<()> {
-        let Queue::Cuda { ctx, stream, .. } = &self.queue else {
+        let Queue::Cuda { ctx, stream, owned } = &self.queue else {
             return Err(MlxError::unsupported(
                 "dispatch",
                 "the CPU device runs no CUDA kernels",
@@ -388,9 +370,14 @@ impl CommandEncoder {
         check_launch(pipeline, &config, args)?;
         pipeline.ensure_dynamic_shared(config.shared_mem_bytes)?;
         let mut marshalled = Marshalled::new(name, &self.device, args)?;
-        let mut params = marshalled.params(args);
         let footprint = marshalled.footprint;
-        let early = footprint.reads_early() && self.may_start_early(&footprint);
+        let early = footprint.reads_early()
+            && *owned
+            && ctx.props.compute_capability.0 >= 9
+            && ctx.props.driver_version >= EARLY_START_DRIVER
+            && !self.timing_enabled
+            && self.recent.allow_early(&footprint);
+        let mut params = marshalled.params(args);
         ctx.bind()?;
         let timing = if self.timing_enabled {
             Some(timing_events(&mut self.spare_events, ctx)?)
@@ -406,14 +393,18 @@ impl CommandEncoder {
             config.block,
             config.shared_mem_bytes,
             stream.0,
-            &mut params[..args.len()],
+            params.as_mut(args.len()),
             early,
         );
-        self.last_kernel = launched.is_ok().then_some(footprint);
+        match launched {
+            Ok(()) => self.recent.launched(footprint, early),
+            Err(_) => self.recent.forget(),
+        }
         launched.map_err(|e| MlxError::cuda("dispatch", format!("kernel '{name}': {e}")))?;
         self.stats.early_launches += early as u64;
         if let Some((start, end)) = timing {
             cuda::record(end.0, stream.0)?;
+            self.recent.forget();
             let label = self
                 .label
                 .clone()
@@ -422,26 +413,6 @@ impl CommandEncoder {
         }
         self.stats.dispatches += 1;
         Ok(())
-    }
-
-    /// Whether a kernel with `next`'s buffers may start before the previous
-    /// kernel on the stream finishes (see [`EncoderStats::early_launches`]).
-    /// The device's shared stream also carries other encoders' kernels,
-    /// which this encoder does not see; per-dispatch timing puts events
-    /// between kernels.
-    fn may_start_early(&self, next: &Footprint) -> bool {
-        let Queue::Cuda {
-            ctx, owned: true, ..
-        } = &self.queue
-        else {
-            return false;
-        };
-        ctx.props.compute_capability.0 >= 9
-            && !self.timing_enabled
-            && self
-                .last_kernel
-                .as_ref()
-                .is_some_and(|last| last.allows_early_reads_of(next))
     }
 
     /// The driver's launch plus argument marshalling, with none of
@@ -462,18 +433,21 @@ impl CommandEncoder {
             ));
         };
         let mut marshalled = Marshalled::new(pipeline.name(), &self.device, args)?;
+        let footprint = marshalled.footprint;
         let mut params = marshalled.params(args);
-        let n = args.len();
         let launched = cuda::launch(
             pipeline.function(),
             config.grid,
             config.block,
             config.shared_mem_bytes,
             stream.0,
-            &mut params[..n],
+            params.as_mut(args.len()),
             false,
         );
-        self.last_kernel = launched.is_ok().then_some(marshalled.footprint);
+        match launched {
+            Ok(()) => self.recent.launched(footprint, false),
+            Err(_) => self.recent.forget(),
+        }
         launched
     }
 
@@ -504,7 +478,7 @@ impl CommandEncoder {
             op,
             || d.cpu_copy_from(&s),
             |enc| {
-                enc.forget_last_kernel();
+                enc.forget_recent_kernels();
                 let Queue::Cuda { ctx, stream, .. } = &enc.queue else {
                     return Ok(());
                 };
@@ -547,6 +521,7 @@ impl CommandEncoder {
 
     /// An event that completes when the work encoded so far has run.
     pub fn signal_event(&mut self) -> Result<MlxEvent> {
+        self.forget_recent_kernels();
         match &self.queue {
             Queue::Cpu => Ok(MlxEvent { cuda: None }),
             Queue::Cuda { ctx, stream, .. } => {
@@ -563,6 +538,7 @@ impl CommandEncoder {
 
     /// Records a timestamp at this point of the encoder's work.
     pub fn timestamp(&mut self) -> Result<Timestamp> {
+        self.forget_recent_kernels();
         let cuda = match &self.queue {
             Queue::Cpu => None,
             Queue::Cuda { ctx, stream, .. } => {
@@ -583,7 +559,7 @@ impl CommandEncoder {
     /// Makes the work encoded after this call wait for `event`.
     pub fn wait_event(&mut self, event: &MlxEvent) -> Result<()> {
         // The event's work may have written what a kernel reads early.
-        self.forget_last_kernel();
+        self.forget_recent_kernels();
         match (&self.queue, &event.cuda) {
             (_, None) => Ok(()),
             (Queue::Cuda { ctx, stream, .. }, Some(e)) if Arc::ptr_eq(ctx, &e.ctx) => {
@@ -636,27 +612,42 @@ impl Marshalled {
                     ),
                 })?;
             m.addresses[i] = address;
-            let f = &mut m.footprint;
             let early = matches!(arg, KernelArg::ReadEarly(_));
-            f.ranges[f.len] = (address, address + b.byte_len() as u64, early);
-            f.len += 1;
+            m.footprint.push(address, b.byte_len(), early);
         }
         Ok(m)
     }
 
     /// Points entry i at argument i's value, as `cuLaunchKernel` wants: a
-    /// buffer's address held here, or a by-value POD.
-    fn params(&mut self, args: &[KernelArg]) -> [*mut c_void; MAX_KERNEL_ARGS] {
-        let mut params = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
+    /// buffer's address held here, or a by-value POD. The pointers borrow
+    /// `self` and `args`.
+    fn params<'m>(&'m mut self, args: &'m [KernelArg]) -> Params<'m> {
+        let mut pointers = [std::ptr::null_mut::<c_void>(); MAX_KERNEL_ARGS];
         for (i, arg) in args.iter().enumerate() {
-            params[i] = match arg {
+            pointers[i] = match arg {
                 KernelArg::Buffer(_) | KernelArg::ReadEarly(_) => {
                     (&mut self.addresses[i]) as *mut u64 as *mut c_void
                 }
                 KernelArg::Bytes(bytes) => bytes.as_ptr() as *mut c_void,
             };
         }
-        params
+        Params {
+            pointers,
+            _borrows: PhantomData,
+        }
+    }
+}
+
+/// Kernel parameter pointers into a [`Marshalled`] and its arguments, which
+/// stay borrowed while these live.
+struct Params<'m> {
+    pointers: [*mut c_void; MAX_KERNEL_ARGS],
+    _borrows: PhantomData<&'m mut Marshalled>,
+}
+
+impl Params<'_> {
+    fn as_mut(&mut self, count: usize) -> &mut [*mut c_void] {
+        &mut self.pointers[..count]
     }
 }
 

@@ -96,7 +96,7 @@ impl GraphExecutor {
                 let recording = ctx.begin_capture(stream)?;
                 let recorded = record(enc);
                 // Its kernels were recorded, not run.
-                enc.forget_last_kernel();
+                enc.forget_recent_kernels();
                 // End the recording whatever happened, so the stream is usable.
                 let graph = match (recorded, recording.end()) {
                     (Ok(()), Ok(graph)) => graph,

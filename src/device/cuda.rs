@@ -490,9 +490,9 @@ pub(crate) fn event_sync(event: sys::CUevent) -> Result<()> {
 
 /// `bytes` rounded up to whole 16-byte granules. Kernels copy 16-byte
 /// aligned granules, among them the one that holds a tensor's last byte;
-/// allocating whole granules keeps that copy inside the allocation (device
-/// allocations start 256-byte aligned), so it is in bounds for the hardware
-/// and for compute-sanitizer alike.
+/// allocating whole granules keeps that copy inside the allocation (which
+/// starts on a 16-byte boundary at least), so it is in bounds for the
+/// hardware and for compute-sanitizer alike.
 fn whole_granules(bytes: usize) -> usize {
     bytes.next_multiple_of(16)
 }

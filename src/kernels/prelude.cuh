@@ -137,14 +137,15 @@ __device__ __forceinline__ void named_arrive(int id, int threads) {
     asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
-// ---- early launch (programmatic dependent launch, sm_90) -----------------------
+// ---- early start (programmatic dependent launch, sm_90) ------------------------
 // A kernel given a `KernelArg::ReadEarly` buffer may be started by the encoder
 // while the previous kernel on its stream still runs. It may read those
 // buffers first; everything else it touches comes after
-// `wait_previous_kernel()`, which returns once the previous kernel has
-// finished and its writes are visible (at once when it was not started early).
-// `release_next_kernel()` lets the next early-started kernel begin; calling it
-// only after the wait keeps at most two kernels of a stream in flight.
+// `wait_previous_kernel()`, which every thread calls and which returns once
+// the previous kernel has finished and its writes are visible (at once when
+// this kernel was not started early). `release_next_kernel()` lets the next
+// early-started kernel begin; calling it only after the wait keeps at most
+// two kernels of a stream in flight (see src/encoder/early_start.rs).
 __device__ __forceinline__ void wait_previous_kernel() {
 #if MLXN_CUDA_ARCH >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -19,6 +19,8 @@
 use mlx_native::ops::gdn::{
     gated_delta_net_prefill, gated_delta_net_prefill_scratch_bytes, GdnPrefillParams,
 };
+use std::ops::Range;
+
 use mlx_native::{DType, MlxBuffer, MlxDevice};
 
 use crate::gdn_reference::common::{rel_err, Case, CaseData};
@@ -173,5 +175,35 @@ pub fn run_prefill(
         o: read_f32(&o),
         final_state: read_f32(&final_state),
         chunk_states: chunk_states.as_ref().map(read_f32),
+    }
+}
+
+/// Tokens `range` of every batch row of `case`'s data, with `state` as the
+/// initial state.
+pub fn tokens_of(
+    case: &Case,
+    data: &CaseData,
+    range: Range<usize>,
+    state: Option<Vec<f32>>,
+) -> CaseData {
+    let rows = |x: &[f32], width: usize| -> Vec<f32> {
+        (0..case.batch)
+            .flat_map(|r| {
+                let row = r * case.seq_len;
+                x[(row + range.start) * width..(row + range.end) * width].to_vec()
+            })
+            .collect()
+    };
+    let (qk, v) = (
+        case.key_heads * case.key_dim,
+        case.value_heads * case.value_dim,
+    );
+    CaseData {
+        q: rows(&data.q, qk),
+        k: rows(&data.k, qk),
+        v: rows(&data.v, v),
+        g: rows(&data.g, case.value_heads),
+        beta: rows(&data.beta, case.value_heads),
+        initial_state: state,
     }
 }

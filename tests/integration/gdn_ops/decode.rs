@@ -1,19 +1,18 @@
 //! `gated_delta_net_decode` against the f64 recurrence, and prefill
 //! followed by decode against one longer prefill.
 
-use std::ops::Range;
-
 use mlx_native::ops::gdn::{gated_delta_net_decode, GdnDecodeParams};
-use mlx_native::{CommandEncoder, DType, GraphExecutor, MlxBuffer, MlxDevice};
+use mlx_native::{DType, MlxDevice};
 
-use super::common::{check, round_to, run_prefill, run_recurrent, state_shape, tolerance, upload};
+use super::common::{
+    check, round_to, run_prefill, run_recurrent, state_shape, tokens_of, tolerance, upload,
+};
 use crate::gdn_reference::common::{Case, CaseData};
 use crate::harness::{float_buffer, poisoned, read_f32};
 
 backend_tests! {
     decode_matches_recurrence => decode_matches_recurrence,
     prefill_then_decode_equals_longer_prefill => prefill_then_decode_equals_longer_prefill,
-    decode_steps_start_early_only_on_another_state => decode_steps_start_early_only_on_another_state,
 }
 
 /// Runs decode on `case` (its tokens are the new ones); returns (o, state).
@@ -52,36 +51,6 @@ fn run_decode(dev: &MlxDevice, case: &Case, data: &CaseData, dtype: DType) -> (V
     .unwrap();
     enc.commit_and_wait().unwrap();
     (read_f32(&o), read_f32(&state))
-}
-
-/// Tokens `range` of every batch row of `case`'s data, with `state` as the
-/// initial state.
-fn tokens_of(
-    case: &Case,
-    data: &CaseData,
-    range: Range<usize>,
-    state: Option<Vec<f32>>,
-) -> CaseData {
-    let rows = |x: &[f32], width: usize| -> Vec<f32> {
-        (0..case.batch)
-            .flat_map(|r| {
-                let row = r * case.seq_len;
-                x[(row + range.start) * width..(row + range.end) * width].to_vec()
-            })
-            .collect()
-    };
-    let (qk, v) = (
-        case.key_heads * case.key_dim,
-        case.value_heads * case.value_dim,
-    );
-    CaseData {
-        q: rows(&data.q, qk),
-        k: rows(&data.k, qk),
-        v: rows(&data.v, v),
-        g: rows(&data.g, case.value_heads),
-        beta: rows(&data.beta, case.value_heads),
-        initial_state: state,
-    }
 }
 
 /// One and a few tokens, every K and V, group ratios 1–3, batch up to 5.
@@ -186,138 +155,5 @@ fn prefill_then_decode_equals_longer_prefill(dev: &MlxDevice) {
             &long.final_state,
             2.0 * tol_s,
         );
-    }
-}
-
-/// Decode steps of two sequences queued back to back, as (sequence, token):
-/// a step on the other sequence's state may start before the previous step
-/// finishes (it reads its state early), a step on the state the previous
-/// step wrote must not, and neither may the step after a copy.
-const STEPS: [(usize, usize); 6] = [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (0, 2)];
-/// The steps of `STEPS` that may start early; a copy comes before the last.
-const EARLY_STEPS: u64 = 3;
-
-/// The buffers of one run of `STEPS`: per-step inputs and outputs, the two
-/// states, and the copy's destination.
-#[derive(Clone)]
-struct StepBuffers {
-    inputs: Vec<(MlxBuffer, MlxBuffer, MlxBuffer, MlxBuffer, MlxBuffer)>,
-    states: Vec<MlxBuffer>,
-    outs: Vec<MlxBuffer>,
-    spare: MlxBuffer,
-}
-
-fn queue_steps(enc: &mut CommandEncoder, b: &StepBuffers) -> mlx_native::Result<()> {
-    let params = GdnDecodeParams {
-        scale: None,
-        l2_normalize_qk: true,
-    };
-    for (i, (&(seq, _), (q, k, v, g, beta))) in STEPS.iter().zip(&b.inputs).enumerate() {
-        if i == STEPS.len() - 1 {
-            enc.copy_buffer(&b.outs[0], &b.spare)?;
-        }
-        gated_delta_net_decode(enc, q, k, v, g, beta, &b.states[seq], &b.outs[i], &params)?;
-    }
-    Ok(())
-}
-
-fn decode_steps_start_early_only_on_another_state(dev: &MlxDevice) {
-    let (hk, hv, kd, vd, tokens) = (2, 4, 128, 128, 3);
-    let early_capable = dev
-        .cuda_properties()
-        .is_some_and(|p| p.compute_capability.0 >= 9);
-    for dtype in [DType::F32, DType::BF16] {
-        let cases: Vec<Case> = (0..2)
-            .map(|i| Case {
-                l2_norm: true,
-                initial_state: true,
-                seed: 900 + i,
-                ..Case::new(1, tokens, (hk, hv), (kd, vd))
-            })
-            .collect();
-        let data: Vec<CaseData> = cases
-            .iter()
-            .map(|c| {
-                let mut d = c.data();
-                round_to(&mut d, dtype);
-                d
-            })
-            .collect();
-        let reference: Vec<_> = cases
-            .iter()
-            .zip(&data)
-            .map(|(c, d)| run_recurrent(c, d))
-            .collect();
-        // One token of a sequence, uploaded for one decode call.
-        let token = |&(seq, t): &(usize, usize)| {
-            let piece = tokens_of(&cases[seq], &data[seq], t..t + 1, None);
-            let x = upload(dev, &Case::new(1, 1, (hk, hv), (kd, vd)), &piece, dtype);
-            (x.q, x.k, x.v, x.g, x.beta)
-        };
-        let inputs: Vec<_> = STEPS.iter().map(token).collect();
-        let fresh = || StepBuffers {
-            inputs: inputs.clone(),
-            states: cases
-                .iter()
-                .zip(&data)
-                .map(|(c, d)| {
-                    let s = d.initial_state.as_ref().unwrap();
-                    float_buffer(dev, s, DType::F32, &state_shape(c))
-                })
-                .collect(),
-            outs: STEPS
-                .iter()
-                .map(|_| poisoned(dev, dtype, &[1, 1, hv, vd]))
-                .collect(),
-            spare: poisoned(dev, dtype, &[1, 1, hv, vd]),
-        };
-        // (how the steps are queued, whether they may start early)
-        for (how, early) in [
-            ("own stream", early_capable),
-            ("own stream, timed", false),
-            ("shared stream", false),
-            ("graph", early_capable),
-        ] {
-            let b = fresh();
-            let mut enc = match how {
-                "shared stream" => dev.command_encoder().unwrap(),
-                _ => dev.command_encoder_on_new_stream().unwrap(),
-            };
-            enc.enable_timing(how.ends_with("timed"));
-            if how == "graph" {
-                let recorded = b.clone();
-                let mut graph =
-                    GraphExecutor::capture(&mut enc, move |e| queue_steps(e, &recorded)).unwrap();
-                graph.replay(&mut enc).unwrap();
-            } else {
-                queue_steps(&mut enc, &b).unwrap();
-            }
-            enc.commit_and_wait().unwrap();
-            let what = format!("back-to-back decode {dtype}, {how}");
-            assert_eq!(
-                enc.stats().early_launches,
-                if early { EARLY_STEPS } else { 0 },
-                "{what}: steps started early"
-            );
-            let tol_o = if dtype == DType::BF16 { 4e-3 } else { 1e-5 };
-            let width = hv * vd;
-            for (i, &(seq, t)) in STEPS.iter().enumerate() {
-                let want = &reference[seq].o[t * width..(t + 1) * width];
-                check(
-                    &format!("{what} step {i} o"),
-                    &read_f32(&b.outs[i]),
-                    want,
-                    tol_o,
-                );
-            }
-            for (seq, state) in b.states.iter().enumerate() {
-                check(
-                    &format!("{what} state {seq}"),
-                    &read_f32(state),
-                    &reference[seq].final_state,
-                    1e-5,
-                );
-            }
-        }
     }
 }

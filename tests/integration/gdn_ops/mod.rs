@@ -3,5 +3,6 @@
 
 mod common;
 mod decode;
+mod early_start;
 mod errors;
 mod prefill;

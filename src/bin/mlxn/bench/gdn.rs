@@ -294,7 +294,7 @@ fn decode_rows(
         .lower_is_better()
         .against("state bytes at copy bw", floor_us)
         .note(format!(
-            "per step, {recorded} steps per replay, {early} started early; {target}"
+            "per step, {recorded} steps per replay, {early} launched to start early; {target}"
         )),
     ])
 }
