@@ -38,8 +38,9 @@ pub(crate) enum Memory {
     },
 }
 
-/// The stream that scratch is allocated and freed on, and the flag its
-/// encoder reads to learn that the free was queued (work it did not queue).
+/// The stream that scratch is allocated and freed on, and the flag by which
+/// its encoder learns of that allocation and free, stream work it did not
+/// queue itself.
 pub(crate) struct StreamOrder {
     stream: Handle<sys::CUstream>,
     unseen_work: Arc<AtomicBool>,

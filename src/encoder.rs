@@ -396,10 +396,7 @@ impl CommandEncoder {
             params.as_mut(args.len()),
             early,
         );
-        match launched {
-            Ok(()) => self.recent.launched(footprint, early),
-            Err(_) => self.recent.forget(),
-        }
+        self.recent.record(launched.is_ok(), footprint, early);
         launched.map_err(|e| MlxError::cuda("dispatch", format!("kernel '{name}': {e}")))?;
         self.stats.early_launches += early as u64;
         if let Some((start, end)) = timing {
@@ -444,10 +441,7 @@ impl CommandEncoder {
             params.as_mut(args.len()),
             false,
         );
-        match launched {
-            Ok(()) => self.recent.launched(footprint, false),
-            Err(_) => self.recent.forget(),
-        }
+        self.recent.record(launched.is_ok(), footprint, false);
         launched
     }
 

@@ -96,12 +96,15 @@ impl RecentKernels {
         }
     }
 
-    /// Records a kernel just queued.
-    pub(super) fn launched(&mut self, footprint: Footprint, early: bool) {
-        if self.unseen_work.swap(false, Ordering::AcqRel) {
+    /// Records a launch of a kernel with `footprint`; one that failed
+    /// leaves the stream's state unknown.
+    pub(super) fn record(&mut self, queued: bool, footprint: Footprint, early: bool) {
+        if self.unseen_work.swap(false, Ordering::AcqRel) || !queued {
             self.forget();
         }
-        self.before = self.last.map(|(f, _)| f);
-        self.last = Some((footprint, early));
+        if queued {
+            self.before = self.last.map(|(f, _)| f);
+            self.last = Some((footprint, early));
+        }
     }
 }
