@@ -82,11 +82,17 @@ impl RecentKernels {
         self.before = None;
     }
 
-    /// Whether a kernel with `next`'s buffers may start early now.
-    pub(super) fn allow_early(&mut self, next: &Footprint) -> bool {
+    /// Forgets the record when stream work outside the encoder's view was
+    /// queued since it was last read.
+    fn catch_up(&mut self) {
         if self.unseen_work.swap(false, Ordering::AcqRel) {
             self.forget();
         }
+    }
+
+    /// Whether a kernel with `next`'s buffers may start early now.
+    pub(super) fn allow_early(&mut self, next: &Footprint) -> bool {
+        self.catch_up();
         match &self.last {
             None => false,
             Some((last, last_early)) => {
@@ -99,12 +105,12 @@ impl RecentKernels {
     /// Records a launch of a kernel with `footprint`; one that failed
     /// leaves the stream's state unknown.
     pub(super) fn record(&mut self, queued: bool, footprint: Footprint, early: bool) {
-        if self.unseen_work.swap(false, Ordering::AcqRel) || !queued {
-            self.forget();
-        }
+        self.catch_up();
         if queued {
             self.before = self.last.map(|(f, _)| f);
             self.last = Some((footprint, early));
+        } else {
+            self.forget();
         }
     }
 }
